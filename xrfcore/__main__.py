@@ -1,0 +1,5 @@
+"""``python -m xrfcore``: the command-line interface."""
+
+from xrfcore.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of ``python -m xrfcore``; one module each (see :mod:`xrfcore.cli`)."""
