@@ -1,0 +1,86 @@
+"""Training-set sampling, the HDF5 contract, determinism and the ``simulate`` command."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from xrfcore.cli import main
+from xrfcore.errors import ConfigError
+from xrfcore.library import load_library
+from xrfcore.simulate.dataset import SimConfig, sample_batch, simulate_dataset
+
+SMALL = SimConfig(n_channels=2048, batch_size=16, gain_ev=(15.0, 20.0))
+
+
+def test_batch_labels_follow_the_sampled_fractions():
+    lib = load_library()
+    b = sample_batch(SMALL, np.random.SeedSequence(5), 40, lib)
+    names = [p.abbr for p in lib.pigments]
+    classes = list(lib.classes)
+    for i in range(40):
+        for frac, lab in ((b["params/top_fractions"][i], b["labels_top"][i]),
+                          (b["params/bottom_fractions"][i], b["labels_bottom"][i])):
+            present = {lib.get(names[j]).label for j in np.flatnonzero(frac > 0)}
+            assert {classes[k] for k in np.flatnonzero(lab)} == present - {None}
+            if frac.sum() > 0:
+                assert frac.sum() == pytest.approx(1.0, abs=1e-5)
+                assert frac[frac > 0].min() >= SMALL.min_fraction * 0.99
+    assert np.array_equal(b["labels"], b["labels_top"] | b["labels_bottom"])
+    one = b["params/n_paint_layers"] == 1
+    assert one.any() and (~one).any()
+    assert np.all(b["labels_bottom"][one] == 0) and np.all(b["params/bottom_um"][one] == 0)
+    assert b["spectra"].dtype == np.uint32
+    np.testing.assert_allclose(b["spectra"].sum(axis=1), b["params/total_counts"], rtol=0.1, atol=300)
+    off, gain, _ = b["calibration"][0]
+    assert off + gain * SMALL.n_channels >= 30.0
+
+
+def test_file_contract_and_same_content_for_any_worker_count(tmp_path):
+    a = simulate_dataset(tmp_path / "a.h5", n=40, seed=11, config=SMALL, workers=1, progress=lambda d, n: None)
+    b = simulate_dataset(tmp_path / "b.h5", n=40, seed=11, config=SMALL, workers=2, progress=lambda d, n: None)
+    c = simulate_dataset(tmp_path / "c.h5", n=40, seed=12, config=SMALL, workers=1, progress=lambda d, n: None)
+    with h5py.File(a) as fa, h5py.File(b) as fb, h5py.File(c) as fc:
+        assert fa["spectra"].shape == (40, 2048) and fa["spectra"].dtype == np.uint32
+        assert fa["calibration"].shape == (40, 3)
+        for key in ("labels", "labels_top", "labels_bottom"):
+            assert fa[key].shape == (40, 11) and fa[key].dtype == np.uint8
+        assert [x.decode() for x in fa["label_names"][:]] == list(load_library().classes)
+        assert fa.attrs["seed"] == 11 and fa.attrs["library_version"] >= 1
+        assert json.loads(fa.attrs["config"])["n_channels"] == 2048
+        assert {"top_um", "bottom_um", "ground_um", "total_counts", "tube_kv", "top_fractions"} <= set(fa["params"])
+        # three calibrations (batches of 16), varied
+        assert len(np.unique(fa["calibration"][:, 1])) == 3
+        for key in ("spectra", "labels", "calibration", "params/top_um", "params/tube_kv"):
+            np.testing.assert_array_equal(fa[key][:], fb[key][:])
+        assert not np.array_equal(fa["spectra"][:], fc["spectra"][:])
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"top_um": [-10, 100]}, "thickness must be >= 0"),
+    ({"counts": [1e5, 1e3]}, "low <= high"),
+    ({"n_pigments_p": [0.5, 0.6]}, "summing to 1"),
+    ({"tube_kv": [1, 2]}, "below every useful edge"),
+    ({"gain_ev": [5, 6]}, "cannot reach 30"),
+    ({"colour": "red"}, "unknown simulation config keys \\['colour'\\]"),
+])
+def test_bad_config(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        SimConfig.from_dict(bad)
+
+
+def test_simulate_command(tmp_path, capsys):
+    cfg = tmp_path / "sim.json"
+    cfg.write_text(json.dumps({"n_channels": 2048, "batch_size": 8, "gain_ev": [15, 20]}))
+    out = tmp_path / "train.h5"
+    assert main(["simulate", "--out", str(out), "--n", "10", "--seed", "3", "--config", str(cfg),
+                 "--workers", "1"]) == 0
+    with h5py.File(out) as f:
+        assert f["spectra"].shape == (10, 2048)
+    assert "wrote 10 spectra" in capsys.readouterr().out
+    assert main(["simulate", "--out", str(tmp_path / "x.csv"), "--n", "5"]) == 2
+    assert "--out must end in .h5" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    assert main(["simulate", "--out", str(out), "--n", "5", "--config", str(tmp_path / "bad.json")]) == 2
+    assert "must hold a JSON object" in capsys.readouterr().err
