@@ -1,0 +1,71 @@
+"""Fixtures for finetune and job tests: a tiny saved pigment model, a labelled HDF5 scan."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+CLASSES = ["CrG", "CrY", "CB", "EG", "IO", "LW", "PB", "RL", "CM", "VM", "ZW"]
+SHAPE = (16, 16, 700)
+
+
+def make_model(path, *, n_grid: int = 96, seed: int = 0):
+    """A small real pigment CNN (two conv blocks), random weights, saved with its metadata."""
+    import keras
+
+    from xrfcore.library import load_library
+    from xrfcore.model import ModelBundle, build_model, save_model
+    from xrfcore.preprocess import EnergyGrid, PreprocessConfig
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(n_grid, len(CLASSES), filters=(8, 8), kernel_sizes=(5, 3), post_conv=None)
+    lib = load_library()
+    pre = PreprocessConfig(grid=EnergyGrid(start_kev=2.8, step_kev=0.1, n_channels=n_grid))
+    bundle = ModelBundle(model, CLASSES, [lib.get(c).name for c in CLASSES], pre, {"training": {"note": "test"}})
+    save_model(bundle, path)
+    return path
+
+
+def make_scan(path, *, seed: int = 0):
+    """Left half: Hg L lines (vermilion on top); right half: Pb L lines (lead white)."""
+    from xrfcore.io import write_scan_h5
+    from xrfcore.scan import EnergyCalibration
+
+    rng = np.random.default_rng(seed)
+    cal = EnergyCalibration(0.0, 0.02)
+    e = cal.energies(SHAPE[2])
+
+    def peaks(*energies):
+        return sum(np.exp(-0.5 * ((e - x) / 0.08) ** 2) for x in energies)
+
+    lam = np.full(SHAPE, 3.0)
+    lam[:, :8] += 150 * peaks(9.99, 11.82)  # Hg L-alpha, L-beta
+    lam[:, 8:] += 150 * peaks(10.55, 12.61)  # Pb L-alpha, L-beta
+    return write_scan_h5(path, rng.poisson(lam).astype(np.uint16), cal)
+
+
+def make_labels(path):
+    doc = {"version": 1, "scan": "scan.h5", "regions": [
+        {"name": "vermilion", "shape": "rectangle", "row0": 0, "col0": 0, "row1": 16, "col1": 8,
+         "top": ["vermilion"], "bottom": []},
+        {"name": "lead white", "shape": "rectangle", "row0": 0, "col0": 8, "row1": 16, "col1": 16,
+         "top": ["LW"], "bottom": []},
+    ]}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ft")
+    return {"model": make_model(d / "base.keras"), "scan": make_scan(d / "scan.h5"),
+            "labels": make_labels(d / "labels.json"), "dir": d}
+
+
+@pytest.fixture
+def user_dir(tmp_path, monkeypatch):
+    """XRF_USER_DIR in a temporary folder (jobs and the models index go there)."""
+    monkeypatch.setenv("XRF_USER_DIR", str(tmp_path / "user"))
+    return tmp_path / "user"

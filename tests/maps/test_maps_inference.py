@@ -1,0 +1,111 @@
+"""Whole-scan pigment maps: chunked Dask inference equals per-spectrum inference."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from xrfcore.errors import CalibrationError
+from xrfcore.maps import predict_cube, predict_to_h5, read_maps
+from xrfcore.maps import inference as inf
+from xrfcore.scan import EnergyCalibration, Scan
+
+
+def _reference(bundle, scan):
+    from xrfcore.model import predict_spectra
+
+    h, w, c = scan.shape
+    return predict_spectra(bundle, np.asarray(scan.counts).reshape(-1, c), scan.calibration).reshape(h, w, -1)
+
+
+@pytest.mark.parametrize("rows_per_chunk", [1, 5, None])
+def test_predict_cube_equals_predict_spectra(bundle, scan, rows_per_chunk):
+    maps = predict_cube(bundle, scan, rows_per_chunk=rows_per_chunk)
+    assert maps.shape == scan.shape[:2] + (bundle.n_classes,)
+    assert maps.dtype == np.float32
+    np.testing.assert_allclose(maps, _reference(bundle, scan), rtol=0, atol=1e-6)
+    # the maps are not trivially constant: different pixels get different probabilities
+    assert np.ptp(maps, axis=(0, 1)).max() > 1e-4
+
+
+def test_progress_reports_every_pixel(bundle, scan):
+    calls = []
+    predict_cube(bundle, scan, rows_per_chunk=4, progress=lambda done, total: calls.append((done, total)))
+    h, w = scan.shape[:2]
+    assert [c[0] for c in calls] == [4 * w, 8 * w, 12 * w]
+    assert all(t == h * w for _, t in calls)
+
+
+def test_predict_to_h5_matches_in_memory(bundle, scan, tmp_path):
+    out = predict_to_h5(bundle, scan, tmp_path / "maps.h5", rows_per_chunk=5)
+    maps = read_maps(out)
+    np.testing.assert_array_equal(maps.probabilities, predict_cube(bundle, scan, rows_per_chunk=5))
+    assert maps.pigments == bundle.classes
+    assert maps.pigment_names == bundle.class_names
+    np.testing.assert_array_equal(maps.total_counts, np.asarray(scan.counts).sum(axis=-1))
+    assert maps.attrs["model_sha256"] == bundle.sha256
+    assert maps.attrs["complete"]
+    from xrfcore.preprocess import PreprocessConfig
+
+    assert PreprocessConfig.from_json(maps.attrs["preprocess"]) == bundle.preprocess
+    assert [p.name for p in tmp_path.iterdir()] == ["maps.h5"]
+
+
+def test_predict_to_h5_from_lazy_hdf5_scan(bundle, scan, tmp_path):
+    from xrfcore.io import open_scan, write_scan_h5
+
+    path = write_scan_h5(tmp_path / "scan.h5", np.asarray(scan.counts), scan.calibration)
+    lazy = open_scan(path)
+    assert not isinstance(lazy.counts, np.ndarray)
+    out = predict_to_h5(bundle, lazy, tmp_path / "maps.h5", rows_per_chunk=3)
+    with h5py.File(out, "r") as f:
+        np.testing.assert_allclose(f["probabilities"][()], _reference(bundle, scan), atol=1e-6)
+
+
+def test_interrupted_write_leaves_no_output(bundle, scan, tmp_path, monkeypatch):
+    real = inf._infer_block
+    calls = {"n": 0}
+
+    def failing(block, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # like Ctrl-C in the middle of the scan
+        return real(block, **kw)
+
+    monkeypatch.setattr(inf, "_infer_block", failing)
+    target = tmp_path / "maps.h5"
+    with pytest.raises(KeyboardInterrupt):
+        predict_to_h5(bundle, scan, target, rows_per_chunk=2, n_parallel=1)
+    assert calls["n"] == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupt_keeps_previous_output(bundle, scan, tmp_path, monkeypatch):
+    target = tmp_path / "maps.h5"
+    target.write_bytes(b"previous result")
+
+    def boom(block, **kw):
+        raise RuntimeError("worker died")
+
+    monkeypatch.setattr(inf, "_infer_block", boom)
+    with pytest.raises(RuntimeError, match="worker died"):
+        predict_to_h5(bundle, scan, target, rows_per_chunk=4)
+    assert target.read_bytes() == b"previous result"
+    assert [p.name for p in tmp_path.iterdir()] == ["maps.h5"]
+
+
+def test_scan_outside_model_grid_is_refused(bundle):
+    # 0-2 keV only: the model grid starts at 2.8 keV
+    low = Scan.from_array(np.ones((2, 2, 100), np.uint16), EnergyCalibration(0.0, 0.02))
+    with pytest.raises(CalibrationError, match="covers"):
+        predict_cube(bundle, low)
+
+
+def test_distributed_run_needs_saved_model(bundle, scan):
+    import copy
+
+    unsaved = copy.copy(bundle)
+    unsaved.path = None
+    with pytest.raises(Exception, match="saved model file"):
+        predict_cube(unsaved, scan, scheduler="tcp://127.0.0.1:1")

@@ -1,0 +1,569 @@
+"""Pixel labels for finetuning and evaluation: region JSON, spreadsheet CSV, dense HDF5.
+
+Three file forms are accepted by :func:`load_labels`; all give the same :class:`LabelSet`.
+
+Region JSON (schema version 1)
+------------------------------
+::
+
+    {
+      "version": 1,
+      "scan": "mockup.h5",                      # informative: the scan the regions were drawn on
+      "regions": [
+        {"name": "top 1 over bottom 2A", "shape": "rectangle",
+         "row0": 10, "col0": 4, "row1": 20, "col1": 30,        # half-open: rows 10..19, cols 4..29
+         "top": ["LW", "carmine"], "bottom": ["ZW", "lead white", "VM"]},
+        {"name": "triangle", "shape": "polygon",
+         "vertices": [[0, 0], [0, 10], [10, 0]],               # [row, col] pixel-edge coordinates
+         "top": ["VM"], "bottom": []},
+        {"name": "blob", "shape": "mask",
+         "runs": [[5, 2, 7], [6, 3, 8]],                      # [row, col0, col1) runs (RLE)
+         "top": ["ZW"], "bottom": []},
+        {"name": "dots", "shape": "mask", "pixels": [[1, 1], [2, 3]], "top": ["PB"], "bottom": []}
+      ]
+    }
+
+Coordinates are pixel indices: pixel ``(row, col)`` covers ``[row, row+1) x [col, col+1)`` and
+belongs to a polygon when its centre ``(row + 0.5, col + 0.5)`` is inside (even-odd rule), so
+a rectangle equals the polygon through its four corners. Pigments are names or abbreviations
+from the pigment library (case-insensitive); stand-ins map to their class through the library's
+``label`` (verdigris and sodium arsenite count as emerald green, ``EG``). Ground and binder
+entries (no class) are accepted and ignored. A region with empty ``top`` and ``bottom`` is a
+labelled *negative* region (no pigment of the library).
+
+Spreadsheet CSV
+---------------
+Header ``x0,y0,x1,y1,top,bottom`` (optionally a ``name`` column), one rectangle per line,
+``x`` = column and ``y`` = row, half-open like the JSON rectangle; pigments within a cell are
+separated by ``;`` or ``+``.
+
+Dense HDF5
+----------
+``labels`` (H, W, K) uint8 (any layer) and ``label_names`` (K strings), optionally
+``labels_top``, ``labels_bottom`` and ``mask`` (H, W) (labelled pixels; all pixels when absent),
+at the file root or in the ``/xrf`` group (the layout of :func:`xrfcore.io.write_scan_h5`).
+
+Pixels that no region covers are *unlabelled* (``mask`` False), not negative.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from xrfcore.atomic import atomic_write_text
+from xrfcore.errors import LabelError, LibraryError
+
+__all__ = ["SCHEMA_VERSION", "Region", "LabelSet", "load_labels", "save_labels", "regions_from_dicts"]
+
+#: Version of the region JSON schema written by :func:`save_labels`.
+SCHEMA_VERSION = 1
+
+_SHAPES = ("rectangle", "polygon", "mask")
+_GEOMETRY_KEYS = {"rectangle": ("row0", "col0", "row1", "col1"), "polygon": ("vertices",), "mask": ("runs", "pixels")}
+
+
+@dataclass
+class Region:
+    """One labelled region on a scan.
+
+    Parameters
+    ----------
+    name : str
+    shape : {"rectangle", "polygon", "mask"}
+    geometry : dict
+        ``rectangle``: ``row0, col0, row1, col1`` (half-open); ``polygon``: ``vertices``
+        ``[[row, col], ...]``; ``mask``: ``runs`` ``[[row, col0, col1], ...]`` or ``pixels``
+        ``[[row, col], ...]``.
+    top, bottom : list of str
+        Pigment names/abbreviations in the top and bottom paint layer, as written by the user.
+    extra : dict
+        Other keys of the region (kept when the file is saved again, otherwise ignored).
+    """
+
+    name: str
+    shape: str
+    geometry: dict[str, Any]
+    top: list[str] = field(default_factory=list)
+    bottom: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": self.shape, **self.geometry, "top": list(self.top),
+                "bottom": list(self.bottom), **self.extra}
+
+    @classmethod
+    def rectangle(cls, name: str, row0: int, col0: int, row1: int, col1: int, *, top=(), bottom=()) -> "Region":
+        geom = {"row0": int(row0), "col0": int(col0), "row1": int(row1), "col1": int(col1)}
+        return cls(name, "rectangle", geom, list(top), list(bottom))
+
+
+@dataclass
+class LabelSet:
+    """Pixel labels of one scan.
+
+    Attributes
+    ----------
+    labels : (H, W, K) uint8
+        1 where the class is present in any layer.
+    labels_top, labels_bottom : (H, W, K) uint8
+    mask : (H, W) bool
+        Labelled pixels; labels outside the mask are 0 and mean "unknown".
+    classes : list of str
+        Class abbreviations, the order of the last axis.
+    regions : list of Region
+        The regions (empty for the dense HDF5 form).
+    source : str
+        The label file.
+    """
+
+    labels: np.ndarray
+    labels_top: np.ndarray
+    labels_bottom: np.ndarray
+    mask: np.ndarray
+    classes: list[str]
+    regions: list[Region] = field(default_factory=list)
+    source: str = ""
+
+    @property
+    def n_labelled(self) -> int:
+        """Number of labelled pixels."""
+        return int(self.mask.sum())
+
+    def pixel_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and columns of the labelled pixels (row-major order)."""
+        return np.nonzero(self.mask)
+
+    def pixel_labels(self) -> np.ndarray:
+        """Labels of the labelled pixels, ``(n_labelled, K)`` uint8, in :meth:`pixel_index` order."""
+        return self.labels[self.mask]
+
+
+# -- loading ---------------------------------------------------------------------------------
+def load_labels(
+    path: str | os.PathLike,
+    *,
+    scan_shape: Sequence[int],
+    classes: Sequence[str],
+    library: Any = None,
+) -> LabelSet:
+    """Read a label file (region JSON, CSV or dense HDF5) for a scan of ``scan_shape``.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.json``, ``.csv`` or ``.h5``/``.hdf5``/``.nxs``.
+    scan_shape : (n_rows, n_cols) or (n_rows, n_cols, n_channels)
+    classes : sequence of str
+        The model's class abbreviations (order of the label axis).
+    library : PigmentLibrary, optional
+        Resolves names; :func:`xrfcore.library.load_library` by default.
+
+    Returns
+    -------
+    LabelSet
+
+    Raises
+    ------
+    LabelError
+        Unreadable file, unknown pigment names, a region outside the scan or covering no pixel,
+        overlapping regions with conflicting labels, or no labelled pixel at all.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise LabelError(f"label file {p} does not exist; give the path of a .json, .csv or .h5 label file")
+    shape = (int(scan_shape[0]), int(scan_shape[1]))
+    classes = [str(c) for c in classes]
+    resolver = _Resolver(classes, library)
+    suffix = p.suffix.lower()
+    if suffix == ".json":
+        regions = _read_json(p)
+        out = _rasterise(regions, shape, resolver, source=str(p))
+    elif suffix == ".csv":
+        regions = _read_csv(p)
+        out = _rasterise(regions, shape, resolver, source=str(p))
+    elif suffix in (".h5", ".hdf5", ".nxs", ".hdf"):
+        out = _read_dense(p, shape, resolver)
+    else:
+        raise LabelError(f"label file {p}: unknown suffix {p.suffix!r}; expected .json, .csv or .h5")
+    if out.n_labelled == 0:
+        raise LabelError(f"label file {p}: the label set is empty (no labelled pixel); draw at least one region")
+    return out
+
+
+def regions_from_dicts(items: Iterable[dict[str, Any]], *, source: str = "") -> list[Region]:
+    """Validate region dicts (the JSON ``regions`` list) and return :class:`Region` objects."""
+    where = f"{source}: " if source else ""
+    regions = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise LabelError(f"{where}region {i} must be an object, got {type(item).__name__}")
+        name = str(item.get("name", f"region {i}"))
+        shape = str(item.get("shape", "rectangle")).lower()
+        if shape not in _SHAPES:
+            raise LabelError(f"{where}region {name!r}: unknown shape {shape!r}; use one of {', '.join(_SHAPES)}")
+        keys = _GEOMETRY_KEYS[shape]
+        geom = {k: v for k, v in item.items() if k in keys}
+        extra = {k: v for k, v in item.items() if k not in keys and k not in ("name", "shape", "top", "bottom")}
+        _check_geometry(name, shape, geom, where)
+        top, bottom = _pigment_list(item.get("top", []), name, where), _pigment_list(item.get("bottom", []), name, where)
+        regions.append(Region(name, shape, geom, top, bottom, extra))
+    return regions
+
+
+def _pigment_list(value: Any, name: str, where: str) -> list[str]:
+    if isinstance(value, str):
+        return [s.strip() for s in re.split(r"[;+,]", value) if s.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise LabelError(f"{where}region {name!r}: top/bottom must be a list of pigment names, got {value!r}")
+    return [v.strip() for v in value if v.strip()]
+
+
+def _check_geometry(name: str, shape: str, geom: dict[str, Any], where: str) -> None:
+    def ints(values: Any, what: str) -> None:
+        try:
+            ok = all(float(v) == int(v) for v in values)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise LabelError(f"{where}region {name!r}: {what} must be integers, got {values!r}")
+
+    if shape == "rectangle":
+        missing = [k for k in ("row0", "col0", "row1", "col1") if k not in geom]
+        if missing:
+            raise LabelError(f"{where}region {name!r}: rectangle needs row0, col0, row1, col1; missing {missing}")
+        ints([geom[k] for k in ("row0", "col0", "row1", "col1")], "rectangle corners")
+    elif shape == "polygon":
+        v = geom.get("vertices")
+        if not isinstance(v, list) or len(v) < 3 or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in v):
+            raise LabelError(f"{where}region {name!r}: polygon needs 'vertices' as >= 3 [row, col] pairs, got {v!r}")
+    else:
+        if "runs" in geom:
+            runs = geom["runs"]
+            if not isinstance(runs, list) or not all(isinstance(r, (list, tuple)) and len(r) == 3 for r in runs):
+                raise LabelError(f"{where}region {name!r}: mask 'runs' must be [[row, col0, col1], ...]")
+            ints([x for r in runs for x in r], "mask runs")
+        elif "pixels" in geom:
+            px = geom["pixels"]
+            if not isinstance(px, list) or not all(isinstance(r, (list, tuple)) and len(r) == 2 for r in px):
+                raise LabelError(f"{where}region {name!r}: mask 'pixels' must be [[row, col], ...]")
+            ints([x for r in px for x in r], "mask pixels")
+        else:
+            raise LabelError(f"{where}region {name!r}: mask needs 'runs' ([[row, col0, col1], ...]) or 'pixels'")
+
+
+def _read_json(path: Path) -> list[Region]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LabelError(f"label file {path} is not valid JSON ({exc}); see the schema in xrfcore.labels") from exc
+    if not isinstance(doc, dict) or "regions" not in doc:
+        raise LabelError(f"label file {path}: expected an object with 'version' and 'regions'")
+    version = doc.get("version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise LabelError(
+            f"label file {path}: schema version {version!r} is not supported (this program reads version "
+            f"{SCHEMA_VERSION}); update xrfcore or re-save the labels"
+        )
+    if not isinstance(doc["regions"], list):
+        raise LabelError(f"label file {path}: 'regions' must be a list")
+    return regions_from_dicts(doc["regions"], source=str(path))
+
+
+def _read_csv(path: Path) -> list[Region]:
+    text = path.read_text(encoding="utf-8-sig")
+    rows = [r for r in csv.reader(text.splitlines()) if any(c.strip() for c in r)]
+    if not rows:
+        return []
+    header = [c.strip().lower() for c in rows[0]]
+    need = ["x0", "y0", "x1", "y1", "top", "bottom"]
+    if all(h in header for h in need):
+        body = rows[1:]
+    else:
+        header, body = need, rows
+    items = []
+    for n, r in enumerate(body, start=2 if body is not rows else 1):
+        if len(r) < len(header):
+            r = r + [""] * (len(header) - len(r))
+        rec = dict(zip(header, (c.strip() for c in r)))
+        try:
+            x0, y0, x1, y1 = (int(float(rec[k])) for k in ("x0", "y0", "x1", "y1"))
+        except ValueError as exc:
+            raise LabelError(f"{path} line {n}: x0,y0,x1,y1 must be integers, got {r[:4]}") from exc
+        items.append(
+            {"name": rec.get("name") or f"line {n}", "shape": "rectangle", "row0": y0, "col0": x0, "row1": y1,
+             "col1": x1, "top": rec["top"], "bottom": rec["bottom"]}
+        )
+    return regions_from_dicts(items, source=str(path))
+
+
+class _Resolver:
+    """Map user pigment names to class indices via the library."""
+
+    def __init__(self, classes: list[str], library: Any) -> None:
+        if library is None:
+            from xrfcore.library import load_library
+
+            library = load_library()
+        self.library = library
+        self.classes = classes
+        self.index = {c.lower(): i for i, c in enumerate(classes)}
+
+    def indices(self, names: Iterable[str]) -> tuple[list[int], list[str]]:
+        """Return class indices and the names that are unknown."""
+        idx, unknown = [], []
+        for name in names:
+            try:
+                pig = self._lookup(name)
+            except LibraryError:
+                if name.lower() in self.index:
+                    idx.append(self.index[name.lower()])
+                else:
+                    unknown.append(name)
+                continue
+            label = getattr(pig, "label", None)
+            if label is None:
+                continue  # ground / binder: not a model class
+            if label.lower() not in self.index:
+                unknown.append(name)
+                continue
+            idx.append(self.index[label.lower()])
+        return idx, unknown
+
+    def _lookup(self, name: str) -> Any:
+        """Library entry by name/abbreviation; also accepts a name without its parenthesis
+        (``carmine`` for ``carmine (tin-based substrate)``)."""
+        try:
+            return self.library.get(name)
+        except LibraryError:
+            short = name.strip().lower()
+            for pig in self.library:
+                if re.sub(r"\s*\(.*\)\s*$", "", str(pig.name)).strip().lower() == short:
+                    return pig
+            raise
+
+    def known(self) -> str:
+        names = []
+        for cls in self.classes:
+            try:
+                names.append(f"{cls} ({self.library.get(cls).name})")
+            except LibraryError:
+                names.append(cls)
+        return ", ".join(names)
+
+
+def _unknown_error(source: str, unknown: list[str], resolver: _Resolver) -> LabelError:
+    uniq = sorted(set(unknown), key=str.lower)
+    return LabelError(
+        f"{source}: unknown pigment name(s) {', '.join(repr(u) for u in uniq)}; known pigments are "
+        f"{resolver.known()} (verdigris/VG and sodium arsenite/SA count as EG); fix the names or add the "
+        "pigment to the library and retrain"
+    )
+
+
+def region_pixels(region: Region, shape: tuple[int, int], *, source: str = "") -> np.ndarray:
+    """Boolean mask ``shape`` of the pixels covered by ``region``.
+
+    Raises
+    ------
+    LabelError
+        If any part of the region lies outside the scan, or it covers no pixel.
+    """
+    h, w = shape
+    where = f"{source}: " if source else ""
+    mask = np.zeros(shape, dtype=bool)
+    g = region.geometry
+
+    def outside(extent: str) -> LabelError:
+        return LabelError(
+            f"{where}region {region.name!r} ({extent}) lies outside the scan of {h} rows x {w} cols; "
+            "coordinates are 0-based [row, col] (CSV: x = column, y = row); fix the region"
+        )
+
+    if region.shape == "rectangle":
+        r0, c0, r1, c1 = (int(g[k]) for k in ("row0", "col0", "row1", "col1"))
+        extent = f"rows {r0}:{r1}, cols {c0}:{c1}"
+        if r1 <= r0 or c1 <= c0:
+            raise LabelError(f"{where}region {region.name!r} ({extent}) is empty: row1/col1 must exceed row0/col0")
+        if r0 < 0 or c0 < 0 or r1 > h or c1 > w:
+            raise outside(extent)
+        mask[r0:r1, c0:c1] = True
+    elif region.shape == "polygon":
+        v = np.asarray(g["vertices"], dtype=np.float64)
+        extent = f"rows {v[:, 0].min():g}..{v[:, 0].max():g}, cols {v[:, 1].min():g}..{v[:, 1].max():g}"
+        if v[:, 0].min() < 0 or v[:, 1].min() < 0 or v[:, 0].max() > h or v[:, 1].max() > w:
+            raise outside(extent)
+        mask = _polygon_mask(v, shape)
+    else:
+        if "runs" in g:
+            runs = np.asarray(g["runs"], dtype=np.int64).reshape(-1, 3)
+            if runs.size and (runs[:, 0].min() < 0 or runs[:, 0].max() >= h or runs[:, 1].min() < 0 or runs[:, 2].max() > w):
+                raise outside("mask runs")
+            for r, a, b in runs:
+                mask[r, a:b] = True
+        else:
+            px = np.asarray(g["pixels"], dtype=np.int64).reshape(-1, 2)
+            if px.size and (px.min() < 0 or px[:, 0].max() >= h or px[:, 1].max() >= w):
+                raise outside("mask pixels")
+            mask[px[:, 0], px[:, 1]] = True
+    if not mask.any():
+        raise LabelError(f"{where}region {region.name!r} covers no pixel centre; make it larger")
+    return mask
+
+
+def _polygon_mask(vertices: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels whose centre lies inside the polygon (even-odd rule), vectorised over its bounding box."""
+    h, w = shape
+    r_lo, r_hi = max(0, int(np.floor(vertices[:, 0].min()))), min(h, int(np.ceil(vertices[:, 0].max())))
+    c_lo, c_hi = max(0, int(np.floor(vertices[:, 1].min()))), min(w, int(np.ceil(vertices[:, 1].max())))
+    mask = np.zeros(shape, dtype=bool)
+    if r_hi <= r_lo or c_hi <= c_lo:
+        return mask
+    rr, cc = np.meshgrid(np.arange(r_lo, r_hi) + 0.5, np.arange(c_lo, c_hi) + 0.5, indexing="ij")
+    inside = np.zeros(rr.shape, dtype=bool)
+    n = len(vertices)
+    for i in range(n):
+        (ra, ca), (rb, cb) = vertices[i], vertices[(i + 1) % n]
+        crosses = (ra > rr) != (rb > rr)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c_at = ca + (rr - ra) * (cb - ca) / (rb - ra)
+        inside ^= crosses & (cc < c_at)
+    mask[r_lo:r_hi, c_lo:c_hi] = inside
+    return mask
+
+
+def _rasterise(regions: list[Region], shape: tuple[int, int], resolver: _Resolver, *, source: str) -> LabelSet:
+    if not regions:
+        raise LabelError(f"{source}: the label set is empty (no regions); draw at least one region")
+    unknown: list[str] = []
+    resolved = []
+    for reg in regions:
+        top, u1 = resolver.indices(reg.top)
+        bottom, u2 = resolver.indices(reg.bottom)
+        unknown += u1 + u2
+        resolved.append((reg, sorted(set(top)), sorted(set(bottom))))
+    if unknown:
+        raise _unknown_error(source, unknown, resolver)
+    k = len(resolver.classes)
+    top_arr = np.zeros(shape + (k,), dtype=np.uint8)
+    bottom_arr = np.zeros(shape + (k,), dtype=np.uint8)
+    mask = np.zeros(shape, dtype=bool)
+    owner = np.full(shape, -1, dtype=np.int32)
+    for i, (reg, top, bottom) in enumerate(resolved):
+        m = region_pixels(reg, shape, source=source)
+        overlap = m & mask
+        if overlap.any():
+            t_vec = np.zeros(k, np.uint8)
+            t_vec[top] = 1
+            b_vec = np.zeros(k, np.uint8)
+            b_vec[bottom] = 1
+            bad = overlap & (np.any(top_arr != t_vec, axis=-1) | np.any(bottom_arr != b_vec, axis=-1))
+            if bad.any():
+                others = sorted({resolved[j][0].name for j in np.unique(owner[bad])})
+                raise LabelError(
+                    f"{source}: region {reg.name!r} overlaps region(s) {others} on {int(bad.sum())} pixel(s) "
+                    "with different pigments; make the regions disjoint or give them the same labels"
+                )
+        top_arr[m] = 0
+        bottom_arr[m] = 0
+        for j in top:
+            top_arr[m, j] = 1
+        for j in bottom:
+            bottom_arr[m, j] = 1
+        mask |= m
+        owner[m] = i
+    labels = np.maximum(top_arr, bottom_arr)
+    return LabelSet(labels, top_arr, bottom_arr, mask, list(resolver.classes), [r for r, _, _ in resolved], source)
+
+
+def _read_dense(path: Path, shape: tuple[int, int], resolver: _Resolver) -> LabelSet:
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise LabelError(f"label file {path} is not a readable HDF5 file ({exc})") from exc
+    with f:
+        grp = None
+        for cand in ("/", "/xrf"):
+            if cand in f and "labels" in f[cand] and "label_names" in f[cand]:
+                grp = f[cand]
+                break
+        if grp is None:
+            raise LabelError(
+                f"label file {path}: no 'labels' (H, W, K) + 'label_names' datasets at the root or in /xrf; "
+                "write them with xrfcore.io.write_scan_h5(..., labels=..., label_names=...)"
+            )
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in grp["label_names"][()]]
+        arrays = {k: np.asarray(grp[k][()]) for k in ("labels", "labels_top", "labels_bottom") if k in grp}
+        mask = np.asarray(grp["mask"][()]).astype(bool) if "mask" in grp else None
+    lab = arrays["labels"]
+    if lab.ndim != 3 or lab.shape[:2] != shape or lab.shape[2] != len(names):
+        raise LabelError(
+            f"label file {path}: 'labels' has shape {lab.shape}, expected ({shape[0]}, {shape[1]}, {len(names)}) "
+            f"for a scan of {shape[0]} x {shape[1]} pixels and {len(names)} label names"
+        )
+    cols: list[list[int]] = []
+    unknown: list[str] = []
+    for name in names:
+        idx, u = resolver.indices([name])
+        cols.append(idx)
+        unknown += u
+    if unknown:
+        raise _unknown_error(str(path), unknown, resolver)
+    k = len(resolver.classes)
+
+    def remap(src: np.ndarray) -> np.ndarray:
+        out = np.zeros(shape + (k,), dtype=np.uint8)
+        for j, targets in enumerate(cols):
+            for t in targets:
+                np.maximum(out[..., t], (src[..., j] > 0).astype(np.uint8), out=out[..., t])
+        return out
+
+    labels = remap(lab)
+    top = remap(arrays["labels_top"]) if "labels_top" in arrays else labels.copy()
+    bottom = remap(arrays["labels_bottom"]) if "labels_bottom" in arrays else np.zeros_like(labels)
+    if mask is None:
+        mask = np.ones(shape, dtype=bool)
+    elif mask.shape != shape:
+        raise LabelError(f"label file {path}: 'mask' has shape {mask.shape}, expected {shape}")
+    for arr in (labels, top, bottom):
+        arr[~mask] = 0
+    return LabelSet(labels, top, bottom, mask, list(resolver.classes), [], str(path))
+
+
+# -- saving ----------------------------------------------------------------------------------
+def save_labels(
+    path: str | os.PathLike,
+    regions: Sequence[Region | dict[str, Any]],
+    *,
+    scan: str = "",
+) -> Path:
+    """Write regions as a version-1 region JSON file, atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Output ``.json`` file.
+    regions : sequence of Region or dict
+    scan : str
+        Name or path of the scan the regions belong to (informative).
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    items = [r.to_dict() if isinstance(r, Region) else dict(r) for r in regions]
+    validated = regions_from_dicts(items)
+    doc = {"version": SCHEMA_VERSION, "scan": str(scan), "regions": [r.to_dict() for r in validated]}
+    out = Path(path)
+    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
+    return out

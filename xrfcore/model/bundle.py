@@ -1,0 +1,369 @@
+"""A trained model with everything needed to use it: :class:`ModelBundle`, save and load.
+
+File format
+-----------
+One Keras 3 ``.keras`` file (a zip archive). Keras writes ``config.json``, ``metadata.json``
+and ``model.weights.h5``; :func:`save_model` then adds one more entry, ``xrf_metadata.json``,
+with the pigment classes (abbreviations and names), the :class:`PreprocessConfig` (energy
+grid included), the training description, metrics, library version and lineage. Keras ignores
+the extra entry, so the file still loads in plain Keras (any backend) with
+``keras.saving.load_model(path, safe_mode=True, compile=False)``. No sidecar file is needed.
+
+Safety
+------
+:func:`load_model` loads in Keras safe mode and refuses any layer that is not a built-in Keras
+layer (``Lambda``, ``TFSMLayer``, custom or registered classes) *before* Keras deserialises it,
+so a model file from a user never runs code.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from xrfcore.atomic import atomic_path
+from xrfcore.errors import CalibrationError, ModelError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+    from xrfcore.preprocess import PreprocessConfig
+    from xrfcore.scan import Scan
+
+__all__ = [
+    "ModelBundle",
+    "save_model",
+    "load_model",
+    "default_model_path",
+    "check_compatible",
+    "METADATA_ENTRY",
+    "FORMAT_VERSION",
+    "DEFAULT_MODEL_ENV",
+    "json_safe",
+]
+
+#: Name of our entry inside the ``.keras`` zip.
+METADATA_ENTRY = "xrf_metadata.json"
+#: Version of the ``xrf_metadata.json`` layout.
+FORMAT_VERSION = 1
+#: Environment variable that overrides :func:`default_model_path`.
+DEFAULT_MODEL_ENV = "XRF_DEFAULT_MODEL"
+
+# Layer classes a pigment model may contain (all built into Keras, none runs user code).
+_ALLOWED_LAYERS = frozenset(
+    {
+        "Functional", "Sequential", "InputLayer", "Conv1D", "LeakyReLU", "ReLU", "Activation",
+        "BatchNormalization", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D",
+        "GlobalMaxPooling1D", "Flatten", "Dropout", "SpatialDropout1D", "Dense", "Reshape",
+        "LayerNormalization", "Add", "Concatenate",
+    }
+)
+
+
+@dataclass
+class ModelBundle:
+    """A Keras model plus what it was trained for.
+
+    Attributes
+    ----------
+    model : keras.Model
+        Input ``(batch, grid.n_channels, 1)``, output ``(batch, K)`` probabilities.
+    classes : list of str
+        Class abbreviations, in output order (e.g. ``["CrG", "CrY", ...]``).
+    class_names : list of str
+        Full pigment names, same order.
+    preprocess : PreprocessConfig
+        Preprocessing (energy grid included) applied to raw counts before the model.
+    metadata : dict
+        JSON-able: ``training`` (data description), ``metrics``, ``library_version``,
+        ``lineage`` (list of steps, e.g. pretrain then finetune), ``created`` (ISO time, UTC).
+    path : Path or None
+        File it was loaded from or saved to.
+    sha256 : str or None
+        SHA-256 of that file.
+    """
+
+    model: "keras.Model"
+    classes: list[str]
+    class_names: list[str]
+    preprocess: "PreprocessConfig"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        self.classes = [str(c) for c in self.classes]
+        self.class_names = [str(c) for c in self.class_names]
+        if len(self.classes) != len(self.class_names):
+            raise ModelError(
+                f"{len(self.classes)} class abbreviations but {len(self.class_names)} class names; "
+                "give one name per class"
+            )
+        n_out = self.model.output_shape[-1]
+        if n_out != len(self.classes):
+            raise ModelError(f"the model has {n_out} outputs but {len(self.classes)} classes were given")
+        n_in = self.model.input_shape[1]
+        if n_in != self.preprocess.grid.n_channels:
+            raise ModelError(
+                f"the model takes {n_in} channels but the preprocessing grid has "
+                f"{self.preprocess.grid.n_channels}; the grid must match the model input"
+            )
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def n_channels(self) -> int:
+        """Model input length (energy-grid channels)."""
+        return self.preprocess.grid.n_channels
+
+    def describe(self) -> str:
+        """One line for humans: classes, grid, origin."""
+        src = self.path.name if self.path else "unsaved"
+        return f"{src}: {self.n_classes} pigments ({', '.join(self.classes)}); {self.preprocess.describe()}"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def json_safe(obj: Any) -> Any:
+    """Copy of ``obj`` that ``json.dumps(allow_nan=False)`` accepts: NaN/inf -> None, numpy -> Python."""
+    import math
+
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
+        obj = obj.item()
+    elif hasattr(obj, "tolist"):
+        return json_safe(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _metadata_payload(bundle: ModelBundle) -> dict[str, Any]:
+    meta = json_safe(dict(bundle.metadata))
+    meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    return {
+        "format_version": FORMAT_VERSION,
+        "classes": list(bundle.classes),
+        "class_names": list(bundle.class_names),
+        "preprocess": bundle.preprocess.to_dict(),
+        "metadata": meta,
+    }
+
+
+def _uncompiled_copy(model: "keras.Model") -> "keras.Model":
+    """A copy without optimizer/loss, so the file references no training-only functions."""
+    import keras
+
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def save_model(bundle: ModelBundle, path: str | os.PathLike) -> Path:
+    """Write ``bundle`` to one ``.keras`` file, atomically; updates ``bundle.path``/``sha256``.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+    path : path-like
+        Must end in ``.keras``.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ModelError
+        If the suffix is not ``.keras`` or the metadata is not JSON-serialisable.
+    """
+    final = Path(path)
+    if final.suffix != ".keras":
+        raise ModelError(f"model files must end in .keras, got {final.name!r}; e.g. {final.with_suffix('.keras').name}")
+    payload = _metadata_payload(bundle)
+    try:
+        text = json.dumps(payload, indent=1, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"model metadata is not JSON-serialisable: {exc}") from exc
+    model = _uncompiled_copy(bundle.model) if bundle.model.compiled else bundle.model
+    with atomic_path(final) as tmp:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(METADATA_ENTRY, text)
+    bundle.metadata = payload["metadata"]
+    bundle.path = final
+    bundle.sha256 = _sha256(final)
+    return final
+
+
+def _walk_layer_configs(cfg: Any) -> list[tuple[str, str]]:
+    """(class_name, module) of every serialised object that looks like a layer."""
+    found: list[tuple[str, str]] = []
+    if isinstance(cfg, dict):
+        if "class_name" in cfg and isinstance(cfg.get("config"), dict) and "name" in cfg["config"]:
+            found.append((str(cfg["class_name"]), str(cfg.get("module") or "")))
+        for v in cfg.values():
+            found.extend(_walk_layer_configs(v))
+    elif isinstance(cfg, list):
+        for v in cfg:
+            found.extend(_walk_layer_configs(v))
+    return found
+
+
+def _read_archive(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Return (keras config.json, our metadata or None); ModelError if not a .keras zip."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            if "config.json" not in names or "model.weights.h5" not in names:
+                raise ModelError(
+                    f"{path} is not a Keras 3 .keras model (config.json/model.weights.h5 missing); "
+                    "save the model with keras 3 `model.save('name.keras')`"
+                )
+            config = json.loads(zf.read("config.json"))
+            meta = json.loads(zf.read(METADATA_ENTRY)) if METADATA_ENTRY in names else None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
+        raise ModelError(f"{path} is not a readable .keras model file ({type(exc).__name__}: {exc}); "
+                         "the file may be truncated or corrupt: copy or train it again") from exc
+    return config, meta
+
+
+def _check_safe(config: dict[str, Any], path: Path) -> None:
+    for cls, module in _walk_layer_configs(config.get("config", {})) + [(config.get("class_name", ""), config.get("module", ""))]:
+        if cls in {"Lambda", "TFSMLayer"} or (module and not module.startswith("keras")):
+            raise ModelError(
+                f"{path} contains a {cls!r} layer (module {module!r}) that can run arbitrary code; "
+                "only models built from standard Keras layers can be loaded"
+            )
+        if cls and cls not in _ALLOWED_LAYERS and module.startswith("keras.layers"):
+            raise ModelError(
+                f"{path} contains a {cls!r} layer, which pigment models do not use; allowed layers are "
+                f"{', '.join(sorted(_ALLOWED_LAYERS))}"
+            )
+
+
+def load_model(path: str | os.PathLike | None = None) -> ModelBundle:
+    """Load a model file written by :func:`save_model` (Keras safe mode, no compile).
+
+    Parameters
+    ----------
+    path : path-like, optional
+        A ``.keras`` file; default :func:`default_model_path`.
+
+    Returns
+    -------
+    ModelBundle
+
+    Raises
+    ------
+    ModelError
+        If the file is missing, not a ``.keras`` archive, corrupt, carries no
+        ``xrf_metadata.json``, or contains a layer that could run code (``Lambda``, custom).
+    """
+    import keras
+
+    from xrfcore.errors import ConfigError
+    from xrfcore.preprocess import PreprocessConfig
+
+    p = Path(path) if path is not None else default_model_path()
+    if not p.is_file():
+        raise ModelError(f"model file {p} does not exist; pass --model PATH or train one with `python -m xrfcore train`")
+    config, meta = _read_archive(p)
+    _check_safe(config, p)
+    if meta is None:
+        raise ModelError(
+            f"{p} is a plain Keras model without {METADATA_ENTRY} (pigment classes, preprocessing); "
+            "train or finetune it with xrfcore, which saves that information"
+        )
+    try:
+        model = keras.saving.load_model(p, safe_mode=True, compile=False)
+    except Exception as exc:  # keras raises ValueError/TypeError/OSError for bad content
+        raise ModelError(f"{p} could not be loaded as a safe Keras model: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelError(f"{p} has model metadata version {meta.get('format_version')!r}; this xrfcore reads version {FORMAT_VERSION}")
+    try:
+        pre = PreprocessConfig.from_dict(meta["preprocess"])
+        return ModelBundle(
+            model=model,
+            classes=list(meta["classes"]),
+            class_names=list(meta["class_names"]),
+            preprocess=pre,
+            metadata=dict(meta.get("metadata", {})),
+            path=p,
+            sha256=_sha256(p),
+        )
+    except (KeyError, TypeError, ConfigError) as exc:
+        raise ModelError(f"{p} has invalid model metadata ({type(exc).__name__}: {exc})") from exc
+
+
+def default_model_path() -> Path:
+    """The shipped default model: ``$XRF_DEFAULT_MODEL`` if set, else ``<repo>/models/default.keras``."""
+    env = os.environ.get(DEFAULT_MODEL_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[2] / "models" / "default.keras"
+
+
+def check_compatible(
+    bundle: ModelBundle,
+    scan: "Scan",
+    *,
+    classes: Sequence[str] | None = None,
+    min_coverage: float = 0.9,
+) -> None:
+    """Raise if ``scan`` (or a pigment library) does not fit ``bundle``.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+    scan : Scan
+        Its calibration and channel count give the energy range (keV).
+    classes : sequence of str, optional
+        Class abbreviations the caller expects (e.g. ``load_library().classes``); must equal the
+        model's classes, in order.
+    min_coverage : float
+        Fraction of the model's energy grid (keV) the scan must cover. The grid start (2.8 keV
+        by default) must always be covered to within one grid step.
+
+    Raises
+    ------
+    CalibrationError
+        If the scan's energy axis does not cover the model's grid.
+    ModelError
+        If ``classes`` differ from the model's.
+    """
+    grid = bundle.preprocess.grid
+    energies = scan.calibration.energies(scan.n_channels)
+    half = 0.5 * (energies[-1] - energies[0]) / max(scan.n_channels - 1, 1)
+    e0, e1 = float(energies[0] - half), float(energies[-1] + half)
+    covered = max(0.0, min(e1, grid.stop_kev) - max(e0, grid.start_kev))
+    frac = covered / (grid.stop_kev - grid.start_kev)
+    if e0 > grid.start_kev + grid.step_kev or frac < min_coverage:
+        raise CalibrationError(
+            f"the scan covers {e0:.2f}-{e1:.2f} keV but the model needs {grid.start_kev:.2f}-{grid.stop_kev:.2f} keV "
+            f"({100 * frac:.0f}% covered, at least {100 * min_coverage:.0f}% and the start needed); check the scan's "
+            "energy calibration (offset/gain keV) or use a model trained on a grid inside the scan's range"
+        )
+    if classes is not None and list(classes) != list(bundle.classes):
+        raise ModelError(
+            f"the model predicts {list(bundle.classes)} but the library has {list(classes)}; "
+            "use a model trained (or finetuned) for this pigment library"
+        )
