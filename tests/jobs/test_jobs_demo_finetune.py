@@ -15,8 +15,7 @@ def test_demo_finetune_raises_mean_f1(user_dir, tmp_path):
     from xrfcore.jobs.tasks import finetune_from_files
     from xrfcore.model import default_model_path
 
-    if not default_model_path().exists():
-        pytest.skip(f"no shipped default model at {default_model_path()} yet")
+    assert default_model_path().exists(), f"the shipped default model is missing: {default_model_path()}"
     res = finetune_from_files(model=None, scans=[str(DATA / "demo_mockup.h5")],
                               labels=[str(DATA / "demo_mockup_regions.json")], out=str(tmp_path / "demo-ft.keras"),
                               train_fraction=0.2, seed=0)
