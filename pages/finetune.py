@@ -1,0 +1,134 @@
+"""Page 5, Finetune: regions with top/bottom pigments, label files, a finetune job with live
+progress, metrics before/after, and making the new model active."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from ui import jobs_ui, plots, state
+from ui.click_component import new_event, plotly_events
+from xrfcore.labels import Region, load_labels, save_labels
+
+state.require_router()
+st.title("Finetune")
+scan = state.get_scan()
+ref = state.scan_ref()
+bundle = state.get_bundle()
+
+COLUMNS = ["name", "row0", "col0", "row1", "col1", "top", "bottom"]
+
+
+def regions_to_frame(regions: list[Region]) -> pd.DataFrame:
+    rows = [
+        {"name": r.name, **{k: int(r.geometry[k]) for k in ("row0", "col0", "row1", "col1")},
+         "top": "; ".join(r.top), "bottom": "; ".join(r.bottom)}
+        for r in regions if r.shape == "rectangle"
+    ]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def frame_to_regions(df: pd.DataFrame) -> list[dict]:
+    out = []
+    for i, row in df.reset_index(drop=True).iterrows():
+        if pd.isna(row["row0"]) or pd.isna(row["col1"]):
+            continue
+        split = lambda s: [p.strip() for p in re.split(r"[;,+]", str(s or "")) if p.strip()]  # noqa: E731
+        out.append({"name": str(row["name"] or f"region {i + 1}"), "shape": "rectangle",
+                    "row0": int(row["row0"]), "col0": int(row["col0"]), "row1": int(row["row1"]),
+                    "col1": int(row["col1"]), "top": split(row["top"]), "bottom": split(row["bottom"])})
+    return out
+
+
+if "regions_table" not in st.session_state:
+    st.session_state["regions_table"] = pd.DataFrame(columns=COLUMNS)
+
+# -- regions -----------------------------------------------------------------------------------
+st.subheader("1. Labelled regions")
+st.caption(
+    "Rectangles in pixel coordinates (rows row0…row1-1, columns col0…col1-1). Pigments in the top "
+    "and bottom layer by name or abbreviation, separated by `;`. Classes: " + ", ".join(bundle.classes)
+)
+load_cols = st.columns(3)
+if ref.path == str(state.DEMO_SCAN) and state.DEMO_REGIONS.is_file():
+    if load_cols[0].button("Load the demo's regions", key="ft_load_demo"):
+        with state.show_errors("Cannot load the demo regions"):
+            ls = load_labels(state.DEMO_REGIONS, scan_shape=scan.shape[:2], classes=bundle.classes)
+            st.session_state["regions_table"] = regions_to_frame(ls.regions)
+saved = sorted(p.name for p in state.user_subdir("labels").glob("*.json"))
+pick = load_cols[1].selectbox("Saved label file", [""] + saved, key="ft_saved")
+if pick and load_cols[1].button("Load", key="ft_load_saved"):
+    with state.show_errors(f"Cannot load {pick}"):
+        ls = load_labels(state.user_subdir("labels") / pick, scan_shape=scan.shape[:2], classes=bundle.classes)
+        st.session_state["regions_table"] = regions_to_frame(ls.regions)
+up = load_cols[2].file_uploader("Label file (JSON, CSV)", type=["json", "csv"], key="ft_upload")
+if up is not None and load_cols[2].button("Load upload", key="ft_load_up"):
+    path = state.save_upload(up)
+    with state.show_errors(f"Cannot load {up.name}"):
+        ls = load_labels(path, scan_shape=scan.shape[:2], classes=bundle.classes)
+        st.session_state["regions_table"] = regions_to_frame(ls.regions)
+
+left, right = st.columns([1, 1])
+with right:
+    st.caption("Drag a box on the map (box tool, top right) to add a rectangle.")
+    fig = plots.map_figure(state.total_counts_map(ref), selectable=True, height=420)
+    for r in frame_to_regions(st.session_state["regions_table"]):
+        fig.add_shape(type="rect", x0=r["col0"] - 0.5, x1=r["col1"] - 0.5, y0=r["row0"] - 0.5, y1=r["row1"] - 0.5,
+                      line=dict(color="red", width=2))
+    event = new_event(plotly_events(fig, key="ft_map", height=430, select=True), "ft_map", st.session_state)
+    if event and event["kind"] == "box":
+        (x0, x1), (y0, y1) = sorted(event["x"]), sorted(event["y"])
+        new = {"name": f"region {len(st.session_state['regions_table']) + 1}",
+               "row0": max(0, round(y0)), "col0": max(0, round(x0)),
+               "row1": min(scan.n_rows, round(y1) + 1), "col1": min(scan.n_cols, round(x1) + 1), "top": "", "bottom": ""}
+        st.session_state["regions_table"] = pd.concat(
+            [st.session_state["regions_table"], pd.DataFrame([new])], ignore_index=True)
+        st.rerun()
+with left:
+    edited = st.data_editor(
+        st.session_state["regions_table"], num_rows="dynamic", key="ft_editor", width="stretch",
+        column_config={k: st.column_config.NumberColumn(k, min_value=0, step=1) for k in ("row0", "col0", "row1", "col1")},
+    )
+
+regions = frame_to_regions(edited)
+s1, s2 = st.columns([2, 1])
+label_name = s1.text_input("Label file name", value=f"{Path(ref.label).stem}_regions.json", key="ft_label_name")
+label_path = state.user_subdir("labels") / Path(label_name).name
+if s2.button("Save label file", key="ft_save", disabled=not regions):
+    with state.show_errors("Labels not saved"):
+        save_labels(label_path, regions, scan=ref.path)
+        ls = load_labels(label_path, scan_shape=scan.shape[:2], classes=bundle.classes)
+        st.session_state["ft_labels_path"] = str(label_path)
+        st.success(f"Saved {len(regions)} regions ({ls.n_labelled} labelled pixels) to {label_path}")
+
+# -- job ---------------------------------------------------------------------------------------
+st.subheader("2. Finetune the active model")
+labels_for_job = st.session_state.get("ft_labels_path")
+if not labels_for_job:
+    st.info("Save the label file first; the job trains on the saved file.")
+if ref.calibration:
+    st.warning("This scan uses a calibration entered in the app; a finetune job reads the file as it is. "
+               "Write a copy with its calibration (`python -m xrfcore convert`) and open that copy.")
+j1, j2, j3, j4, j5 = st.columns(5)
+epochs1 = j1.number_input("epochs, head only", 0, 200, 20, key="ft_epochs1")
+epochs2 = j2.number_input("epochs, all layers", 0, 200, 30, key="ft_epochs2")
+frac = j3.slider("train fraction", 0.05, 0.9, 0.2, 0.05, key="ft_frac")
+seed = j4.number_input("seed", 0, 2**31 - 1, 0, key="ft_seed")
+out_name = j5.text_input("new model name", value=f"{bundle.path.stem}-ft", key="ft_out")
+if st.button("Start finetuning", key="ft_start", disabled=not labels_for_job or bool(ref.calibration), type="primary"):
+    from xrfcore.jobs import start_job
+    from xrfcore.registry import new_model_path
+
+    with state.show_errors("The job did not start", stop=False):
+        params = {"model": str(bundle.path), "scans": [ref.path], "labels": [labels_for_job],
+                  "out": str(new_model_path(out_name)), "train_fraction": float(frac), "seed": int(seed),
+                  "stage1_epochs": int(epochs1), "stage2_epochs": int(epochs2)}
+        st.session_state["ft_job"] = start_job("finetune", params)
+
+st.subheader("3. Progress and results")
+job_id = jobs_ui.job_picker("finetune", session_key="ft_job")
+if job_id:
+    jobs_ui.watch(job_id, on_done=jobs_ui.show_finetune_result)
