@@ -2,6 +2,7 @@
 
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,3 +139,16 @@ def test_roi_equals_window_sum_after_full_snip():
         np.testing.assert_allclose(maps[w.element], expected, rtol=1e-5, atol=1e-2)
     raw = roi_maps(scan, ["Fe"], snip=False)["Fe"]
     assert np.all(raw >= maps["Fe"])
+
+
+def test_identify_demo_mockup_ignores_tube_scatter_and_rare_coincidences():
+    """The demo (Rh tube, simulated by xrfcore.simulate.mockup) holds Hg, Pb, Fe, Co, Cr, Sn, Zn, Cu:
+    Rh (Rayleigh), Pd (Compton of Rh Kb), Re (Re L on Zn K + Hg L) and Kr must not be reported."""
+    from xrfcore.io import open_scan
+
+    scan = open_scan(Path(__file__).resolve().parents[2] / "xrfcore" / "data" / "demo_mockup.h5")
+    found = set(identify_elements(scan, tube_kv=40))
+    assert {"Hg", "Pb", "Fe", "Co", "Cr", "Sn", "Zn"} <= found
+    assert not found & {"Rh", "Pd", "Re", "Kr"}
+    # every element is considered when asked: the anode is still never reported
+    assert "Rh" not in identify_elements(scan, tube_kv=40, candidates=None)

@@ -92,12 +92,34 @@ def _signal_at(curve: tuple[np.ndarray, np.ndarray], energy_kev: float, tol_kev:
     return float(sig[sel].max()) if sel.any() else 0.0
 
 
-def _match(peaks: list[Peak], curve, e_lo: float, e_hi: float, gain: float, tube_kv: float, min_sig: float):
-    """Candidate (element, main peak, confirmed-by-second-line) triples, strongest first."""
+#: Elements found in pigments, grounds, binders' fillers and common impurities of paintings; the
+#: default candidate list of :func:`identify_elements` (pass ``candidates=None`` for every element).
+PAINTING_ELEMENTS: tuple[str, ...] = (
+    "S", "Cl", "Ar", "K", "Ca", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "As", "Se", "Br",
+    "Rb", "Sr", "Zr", "Mo", "Ag", "Cd", "Sn", "Sb", "I", "Ba", "W", "Pt", "Au", "Hg", "Pb", "Bi", "U",
+)
+
+#: Scattering angle (deg) assumed for Compton peaks of the tube's lines (45/45 geometry).
+SCATTER_ANGLE_DEG = 90.0
+
+
+def _compton_kev(energy_kev: float, angle_deg: float = SCATTER_ANGLE_DEG) -> float:
+    """Energy (keV) of a photon of ``energy_kev`` after Compton scattering by ``angle_deg``."""
+    return energy_kev / (1.0 + energy_kev / 510.999 * (1.0 - np.cos(np.radians(angle_deg))))
+
+
+def _candidate_symbols(candidates) -> list[str]:
     xrl = _xraylib()
+    if candidates is None:
+        return [xrl.AtomicNumberToSymbol(z) for z in range(ELEMENT_RANGE[0], ELEMENT_RANGE[1] + 1)]
+    return [str(c) for c in candidates]
+
+
+def _match(peaks: list[Peak], curve, e_lo: float, e_hi: float, gain: float, tube_kv: float, min_sig: float,
+           symbols: list[str]):
+    """Candidate (element, main peak, confirmed-by-second-line) triples, strongest first."""
     found = []
-    for z in range(ELEMENT_RANGE[0], ELEMENT_RANGE[1] + 1):
-        symbol = xrl.AtomicNumberToSymbol(z)
+    for symbol in symbols:
         groups = {g.group: g for g in line_groups(symbol, tube_kv=tube_kv)}
         for fam in ("K", "L", "M"):
             main = groups.get(MAIN_GROUP[fam])
@@ -129,6 +151,8 @@ def identify_elements(
     tube_kv: float = 40.0,
     min_significance: float = 6.0,
     e_min_kev: float = 1.0,
+    anode: str | None = "Rh",
+    candidates: tuple[str, ...] | None = PAINTING_ELEMENTS,
 ) -> list[str]:
     """Elements present in a scan (or one spectrum), as a default element list.
 
@@ -153,6 +177,12 @@ def identify_elements(
         Peak significance threshold (sigma above the SNIP background).
     e_min_kev : float
         Peaks below this energy are ignored.
+    anode : str or None
+        X-ray tube anode. Its lines reach the detector by Rayleigh and Compton scattering (at
+        ``SCATTER_ANGLE_DEG``): those peaks count as explained and the anode is not reported.
+    candidates : sequence of str or None
+        Elements to consider (default :data:`PAINTING_ELEMENTS`); ``None`` considers every
+        element, which lets coincidences such as Re L on Zn K + Hg L through.
 
     Returns
     -------
@@ -174,13 +204,25 @@ def identify_elements(
     e = calibration.energies(n)
     e_lo, e_hi = max(float(e[0]), e_min_kev), min(float(e[-1]), float(tube_kv))
     best: dict[str, float] = {}
-    accepted: list[str] = []  # shared: elements found in the sum spectrum explain max-pixel peaks
+    # shared: elements found in the sum spectrum explain max-pixel peaks; the anode explains scatter
+    accepted: list[str] = [anode] if anode else []
+    symbols = [s for s in _candidate_symbols(candidates) if s != anode]
+    scatter = _scatter_lines_kev(anode, tube_kv) if anode else []
     for spectrum in spectra:
         peaks = find_peaks(spectrum, calibration, min_significance=min_significance, e_min_kev=e_lo)
+        peaks = [p for p in peaks
+                 if not any(abs(p.energy_kev - x) <= 2 * _tolerance(x, calibration.gain_kev) for x in scatter)]
         e_axis, _, sig = _tophat(spectrum, calibration, e_lo)
-        matches = _match(peaks, (e_axis, sig), e_lo, e_hi, calibration.gain_kev, tube_kv, min_significance)
+        matches = _match(peaks, (e_axis, sig), e_lo, e_hi, calibration.gain_kev, tube_kv, min_significance,
+                         symbols)
         _accept(matches, peaks, accepted, best, tube_kv, calibration.gain_kev)
-    return [s for s in sorted(best, key=lambda s: -best[s]) if s in accepted]
+    return [s for s in sorted(best, key=lambda s: -best[s]) if s in accepted and s != anode]
+
+
+def _scatter_lines_kev(anode: str, tube_kv: float) -> list[float]:
+    """Rayleigh (unshifted) and Compton-shifted energies (keV) of the anode's excitable lines."""
+    lines = [g.energy_kev for g in line_groups(anode, tube_kv=tube_kv) if g.relative_rate >= 0.05]
+    return lines + [_compton_kev(e) for e in lines]
 
 
 def _accept(matches, peaks, accepted: list[str], best: dict[str, float], tube_kv: float, gain: float) -> None:
