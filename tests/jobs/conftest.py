@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -69,3 +70,36 @@ def user_dir(tmp_path, monkeypatch):
     """XRF_USER_DIR in a temporary folder (jobs and the models index go there)."""
     monkeypatch.setenv("XRF_USER_DIR", str(tmp_path / "user"))
     return tmp_path / "user"
+
+
+def finetune_job_params(files, out, *, epochs=2):
+    """Params of a tiny finetune job on the ``files`` fixture's model, scan and labels."""
+    return {"model": str(files["model"]), "scans": [str(files["scan"])], "labels": [str(files["labels"])],
+            "out": str(out), "stage1_epochs": epochs, "stage2_epochs": 0, "batch_size": 16, "patience": 10_000,
+            "validation_fraction": 0.0}
+
+
+def wait_until_training(job_id, jobs_dir, timeout_s=60.0):
+    """Wait until the worker is inside the training loop (an epoch line is in its log)."""
+    from xrfcore.jobs import job_status
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        st = job_status(job_id, jobs_dir)
+        if st.state == "running" and "epoch" in st.log_tail:
+            return st
+        assert st.active, st.log_tail
+        time.sleep(0.2)
+    raise AssertionError("job did not start training in time")
+
+
+@pytest.fixture
+def job_params():
+    """``job_params(files, out, epochs=2)``: params of a tiny finetune job."""
+    return finetune_job_params
+
+
+@pytest.fixture
+def wait_training():
+    """``wait_training(job_id, jobs_dir)``: block until the job's worker is training."""
+    return wait_until_training

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 
@@ -12,28 +11,10 @@ from xrfcore.errors import JobError
 from xrfcore.jobs import cancel_job, job_status, list_jobs, start_job, wait_job
 
 
-def _params(files, out, *, epochs=2):
-    return {"model": str(files["model"]), "scans": [str(files["scan"])], "labels": [str(files["labels"])],
-            "out": str(out), "stage1_epochs": epochs, "stage2_epochs": 0, "batch_size": 16, "patience": 10_000,
-            "validation_fraction": 0.0}
-
-
-def _wait_training(job_id, jobs_dir, timeout_s=60.0):
-    """Wait until the worker is inside the training loop (an epoch line is in its log)."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout_s:
-        st = job_status(job_id, jobs_dir)
-        if st.state == "running" and "epoch" in st.log_tail:
-            return st
-        assert st.active, st.log_tail
-        time.sleep(0.2)
-    raise AssertionError("job did not start training in time")
-
-
-def test_finetune_job_runs_to_done(files, user_dir, tmp_path):
+def test_finetune_job_runs_to_done(files, user_dir, tmp_path, job_params):
     jobs = tmp_path / "jobs"
     out = tmp_path / "job.keras"
-    job_id = start_job("finetune", _params(files, out), jobs_dir=jobs)
+    job_id = start_job("finetune", job_params(files, out), jobs_dir=jobs)
     st = job_status(job_id, jobs)
     assert st.state in ("queued", "running") and st.kind == "finetune"
     st = wait_job(job_id, jobs, timeout_s=120)
@@ -46,12 +27,12 @@ def test_finetune_job_runs_to_done(files, user_dir, tmp_path):
     assert (user_dir / "models" / "index.json").exists()
 
 
-def test_start_job_errors(files, user_dir, tmp_path):
+def test_start_job_errors(files, user_dir, tmp_path, job_params):
     jobs = tmp_path / "jobs"
     existing = tmp_path / "exists.keras"
     existing.write_bytes(b"model")
     with pytest.raises(JobError, match="already exists; choose a new output name"):
-        start_job("finetune", _params(files, existing), jobs_dir=jobs)
+        start_job("finetune", job_params(files, existing), jobs_dir=jobs)
     with pytest.raises(JobError, match="unknown job kind 'paint'"):
         start_job("paint", {}, jobs_dir=jobs)
     with pytest.raises(JobError, match="must be JSON-serialisable"):
@@ -61,9 +42,9 @@ def test_start_job_errors(files, user_dir, tmp_path):
     assert existing.read_bytes() == b"model"
 
 
-def test_failed_job_reports_error(files, user_dir, tmp_path):
+def test_failed_job_reports_error(files, user_dir, tmp_path, job_params):
     jobs = tmp_path / "jobs"
-    params = _params(files, tmp_path / "bad.keras")
+    params = job_params(files, tmp_path / "bad.keras")
     params["labels"] = [str(tmp_path / "missing.json")]
     st = wait_job(start_job("finetune", params, jobs_dir=jobs), jobs, timeout_s=120)
     assert st.state == "failed"
