@@ -14,7 +14,6 @@ spectrum (two photons within the pulse-pair resolution), scaled to a fraction of
 
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 from scipy.special import ndtr

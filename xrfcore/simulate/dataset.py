@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from xrfcore.errors import ConfigError, SimulationError
+from xrfcore.errors import ConfigError
 
 __all__ = ["SimConfig", "sample_batch", "simulate_dataset", "pigment_matrix", "smooth_background"]
 
