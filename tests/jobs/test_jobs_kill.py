@@ -9,7 +9,7 @@ import time
 import pytest
 
 from xrfcore.errors import JobError
-from xrfcore.jobs import cancel_job, job_status, list_jobs, start_job, wait_job
+from xrfcore.jobs import cancel_job, job_status, start_job
 
 
 def test_killed_job_is_failed_with_log_and_no_model(files, user_dir, tmp_path, job_params, wait_training):

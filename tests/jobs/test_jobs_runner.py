@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
 
 import pytest
 
 from xrfcore.errors import JobError
-from xrfcore.jobs import cancel_job, job_status, list_jobs, start_job, wait_job
+from xrfcore.jobs import job_status, list_jobs, start_job, wait_job
 
 
 def test_finetune_job_runs_to_done(files, user_dir, tmp_path, job_params):

@@ -8,7 +8,7 @@ import pytest
 
 from xrfcore.errors import ModelError
 from xrfcore.registry import (is_protected_model, list_models, models_dir, new_model_path, register_model,
-                              sha256_file, user_dir)
+                              sha256_file)
 
 
 def test_user_dir_from_env(user_dir):

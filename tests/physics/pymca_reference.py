@@ -9,7 +9,6 @@ fraction. We call the same function with the same inputs as our simulator.
 
 from __future__ import annotations
 
-import numpy as np
 
 # Air as our detector model has it (mass fractions N, O, Ar), 1.205e-3 g/cm3
 _AIR = {"N": 0.7553, "O": 0.2318, "Ar": 0.0128}
