@@ -11,20 +11,15 @@ import argparse
 import json
 import pathlib
 import sys
-import time
 
 import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _timing import best_of  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "elements"))
 
 
-def _best(fn, repeats: int = 2):
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def main() -> None:
@@ -57,9 +52,9 @@ def main() -> None:
         return roi_maps(scan, list(elements))
 
     run_ours(), run_pymca(), run_roi()  # warm up: imports, line tables, PyMca data files
-    t_ours, ours = _best(run_ours)
-    t_pymca, res = _best(run_pymca)
-    t_roi, _ = _best(run_roi)
+    t_ours, ours = best_of(run_ours, repeats=2)
+    t_pymca, res = best_of(run_pymca, repeats=2)
+    t_roi, _ = best_of(run_roi, repeats=2)
     labels = [str(x) for x in res.labels("parameters")]
     params = np.asarray(res["parameters"])
     diffs = {}

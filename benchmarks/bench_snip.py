@@ -10,18 +10,14 @@ import argparse
 import json
 import pathlib
 import platform
-import time
+import sys
 
 import numpy as np
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _timing import best_of  # noqa: E402
 
-def _best(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
+
 
 
 def main() -> None:
@@ -37,10 +33,10 @@ def main() -> None:
     e = np.arange(4096) * 0.01
     model = 20 * np.exp(-e / 15) + 500 * np.exp(-0.5 * ((e - 6.4) / 0.07) ** 2)
     cube = rng.poisson(model, (a.spectra, 4096)).astype(np.uint32)
-    t_pymca, ref = _best(lambda: np.stack([SpecfitFuns.snip1d(s, a.width) for s in cube]))
-    t64, ours64 = _best(lambda: snip_background(cube, a.width))
+    t_pymca, ref = best_of(lambda: np.stack([SpecfitFuns.snip1d(s, a.width) for s in cube]))
+    t64, ours64 = best_of(lambda: snip_background(cube, a.width))
     c32 = cube.astype(np.float32)
-    t32, ours32 = _best(lambda: snip_background(c32, a.width))
+    t32, ours32 = best_of(lambda: snip_background(c32, a.width))
     n = a.spectra
     result = {
         "n_spectra": n,

@@ -9,15 +9,8 @@ import pytest
 pytestmark = pytest.mark.browser
 
 
-def _expect():
-    from playwright.sync_api import expect
-
-    return expect
-
-
-def test_finetune_job_runs_to_completion(app_server, page):
+def test_finetune_job_runs_to_completion(app_server, page, expect):
     url, user = app_server
-    expect = _expect()
     page.goto(url + "/finetune")
     expect(page.get_by_role("heading", name="Finetune", exact=True)).to_be_visible()
     page.get_by_role("button", name="Load the demo's regions").click()
@@ -38,9 +31,8 @@ def test_finetune_job_runs_to_completion(app_server, page):
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
-def test_box_on_finetune_map_adds_a_region(app_server, page):
+def test_box_on_finetune_map_adds_a_region(app_server, page, expect):
     url, _ = app_server
-    expect = _expect()
     page.goto(url + "/finetune")
     frame = page.frame_locator("iframe[title*='plotly_events']")
     drag = frame.locator(".nsewdrag").first

@@ -9,15 +9,8 @@ import pytest
 pytestmark = pytest.mark.browser
 
 
-def _expect():
-    from playwright.sync_api import expect
-
-    return expect
-
-
-def test_opens_on_demo_and_shows_maps(app_server, page):
+def test_opens_on_demo_and_shows_maps(app_server, page, expect):
     url, _ = app_server
-    expect = _expect()
     page.goto(url + "/maps")
     expect(page.get_by_role("heading", name="Pigment maps", exact=True)).to_be_visible()
     expect(page.get_by_text("demo mock-up")).to_be_visible()
@@ -28,9 +21,8 @@ def test_opens_on_demo_and_shows_maps(app_server, page):
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
-def test_click_pixel_shows_its_spectrum_and_probabilities(app_server, page):
+def test_click_pixel_shows_its_spectrum_and_probabilities(app_server, page, expect):
     url, _ = app_server
-    expect = _expect()
     page.goto(url + "/inspector")
     expect(page.get_by_role("heading", name="Inspector", exact=True)).to_be_visible()
     frame = page.frame_locator("iframe[title*='plotly_events']")
@@ -55,9 +47,8 @@ def test_click_pixel_shows_its_spectrum_and_probabilities(app_server, page):
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
-def test_box_region_shows_mean_spectrum(app_server, page):
+def test_box_region_shows_mean_spectrum(app_server, page, expect):
     url, _ = app_server
-    expect = _expect()
     page.goto(url + "/inspector")
     page.get_by_text("box / lasso region").click()
     expect(page.get_by_text("Drag a box or lasso")).to_be_visible()
