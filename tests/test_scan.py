@@ -100,3 +100,23 @@ def test_atomic_path_keeps_old_file_on_error(tmp_path):
 def test_cli_without_command_prints_help(capsys):
     assert main([]) == 2
     assert "COMMAND" in capsys.readouterr().out
+
+
+def test_file_lock_excludes_a_second_process(tmp_path):
+    """While one process holds file_lock, another cannot take the same lock."""
+    import subprocess
+    import sys
+
+    from xrfcore.atomic import file_lock
+
+    lock = tmp_path / "sub" / ".lock"
+    probe = (
+        "import fcntl, sys\n"
+        "f = open(sys.argv[1], 'a+')\n"
+        "try:\n    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
+        "except BlockingIOError:\n    print('held')\n"
+    )
+    with file_lock(lock):
+        held = subprocess.run([sys.executable, "-c", probe, str(lock)], capture_output=True, text=True).stdout
+    free = subprocess.run([sys.executable, "-c", probe, str(lock)], capture_output=True, text=True).stdout
+    assert (held.strip(), free.strip()) == ("held", "free")

@@ -12,18 +12,16 @@ The shipped default model (``models/`` in the repository) is always listed first
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import fcntl
 import hashlib
 import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from xrfcore.atomic import atomic_write_text
+from xrfcore.atomic import atomic_write_text, file_lock
 from xrfcore.errors import ModelError
 
 __all__ = [
@@ -112,15 +110,9 @@ def sha256_file(path: str | os.PathLike, *, block: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".index.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def _locked(directory: Path):
+    """Exclusive lock over the models index in ``directory``."""
+    return file_lock(directory / ".index.lock")
 
 
 def _read_index(directory: Path) -> list[dict[str, Any]]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import fcntl
 import json
 import os
 import secrets
@@ -27,9 +26,9 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from xrfcore.atomic import atomic_write_text
+from xrfcore.atomic import atomic_write_text, file_lock
 from xrfcore.errors import JobError
 
 __all__ = [
@@ -98,14 +97,9 @@ def _jobs_dir(jobs_dir: str | os.PathLike | None) -> Path:
     return d
 
 
-@contextlib.contextmanager
-def _locked(d: Path) -> Iterator[None]:
-    with open(d / ".jobs.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def _locked(d: Path):
+    """Exclusive lock over the jobs folder ``d`` (start/cancel bookkeeping)."""
+    return file_lock(d / ".jobs.lock")
 
 
 def write_status(job_dir: str | os.PathLike, **changes: Any) -> dict[str, Any]:
