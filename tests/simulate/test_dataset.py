@@ -64,6 +64,9 @@ def test_file_contract_and_same_content_for_any_worker_count(tmp_path):
     ({"tube_kv": [1, 2]}, "below every useful edge"),
     ({"gain_ev": [5, 6]}, "cannot reach 30"),
     ({"colour": "red"}, "unknown simulation config keys \\['colour'\\]"),
+    ({"class_weights": {"LW": 0}}, "must be a number > 0"),
+    ({"class_weights": {"LW": "many"}}, "must be a number > 0"),
+    ({"class_weights": {}}, "non-empty mapping"),
 ])
 def test_bad_config(bad, match):
     with pytest.raises(ConfigError, match=match):
@@ -84,3 +87,29 @@ def test_simulate_command(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("[1, 2]")
     assert main(["simulate", "--out", str(out), "--n", "5", "--config", str(tmp_path / "bad.json")]) == 2
     assert "must hold a JSON object" in capsys.readouterr().err
+
+
+def test_class_weights_set_the_prior():
+    lib = load_library()
+    # weights only LW up: LW is drawn far more often than RL, which shares its lines
+    heavy = SimConfig(n_channels=2048, batch_size=16, gain_ev=(15.0, 20.0), class_weights={"LW": 8.0})
+    b = sample_batch(heavy, np.random.SeedSequence(5), 400, lib)
+    classes = list(lib.classes)
+    top = b["labels_top"].mean(axis=0)
+    assert top[classes.index("LW")] > 2.5 * top[classes.index("RL")]
+    # uniform weights given explicitly draw the same classes as often as no weights (within noise)
+    flat = sample_batch(SimConfig(n_channels=2048, batch_size=16, gain_ev=(15.0, 20.0), class_weights={"LW": 1.0}),
+                        np.random.SeedSequence(5), 400, lib)["labels_top"].mean(axis=0)
+    assert flat.max() - flat.min() < 0.1
+    # the config (weights included) round-trips through its dict and draws the same sets
+    a1 = sample_batch(SMALL, np.random.SeedSequence(5), 40, lib)
+    a2 = sample_batch(SimConfig.from_dict(SMALL.to_dict()), np.random.SeedSequence(5), 40, lib)
+    np.testing.assert_array_equal(a1["params/top_fractions"], a2["params/top_fractions"])
+    assert SimConfig.from_dict(heavy.to_dict()) == heavy
+
+
+def test_class_weights_naming_an_unknown_class_fail_before_simulating(tmp_path):
+    cfg = SimConfig(n_channels=2048, batch_size=16, gain_ev=(15.0, 20.0), class_weights={"Smalt": 2.0})
+    with pytest.raises(ConfigError, match="Smalt.*not classes of the pigment library"):
+        simulate_dataset(tmp_path / "x.h5", n=8, seed=1, config=cfg, workers=1, progress=lambda d, n: None)
+    assert not (tmp_path / "x.h5").exists()

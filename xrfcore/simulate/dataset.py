@@ -37,6 +37,10 @@ class SimConfig:
     drawn as verdigris + sodium arsenite rather than emerald green itself.
     ``counts``: total counts per spectrum (log-uniform). ``gain_ev``: channel width; the gain is
     raised where needed so the axis reaches ``min_range_kev`` with ``n_channels``.
+    ``class_weights``: relative odds of drawing each class into a layer (class abbreviation ->
+    weight > 0; classes not named weigh 1). ``None`` draws every class equally often. This is the
+    prior the model learns: where two classes give the same lines (LW/RL, PB/IO), the trained
+    probabilities follow it.
     """
 
     n_channels: int = 4096
@@ -59,6 +63,7 @@ class SimConfig:
     gain_ev: tuple[float, float] = (5.0, 20.0)
     min_range_kev: float = 30.0
     secondary: bool = False
+    class_weights: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -77,6 +82,12 @@ class SimConfig:
             raise ConfigError(f"SimConfig.counts must be > 0, got {self.counts}")
         if self.gain_ev[0] <= 0:
             raise ConfigError(f"SimConfig.gain_ev must be > 0 eV/channel, got {self.gain_ev}")
+        if self.class_weights is not None:
+            if not isinstance(self.class_weights, dict) or not self.class_weights:
+                raise ConfigError("SimConfig.class_weights must be a non-empty mapping class -> weight, or null")
+            for k, w in self.class_weights.items():
+                if not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+                    raise ConfigError(f"SimConfig.class_weights[{k!r}] must be a number > 0, got {w!r}")
         p = np.asarray(self.n_pigments_p, dtype=float)
         if p.size < 1 or np.any(p < 0) or abs(p.sum() - 1) > 1e-6:
             raise ConfigError(f"SimConfig.n_pigments_p must be probabilities summing to 1, got {self.n_pigments_p}")
@@ -96,7 +107,8 @@ class SimConfig:
         bad = sorted(set(d) - known)
         if bad:
             raise ConfigError(f"unknown simulation config keys {bad}; known keys: {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return cls(**{k: tuple(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v
+                      for k, v in d.items()})
 
     @classmethod
     def from_json(cls, path: str | Path) -> "SimConfig":
@@ -112,6 +124,23 @@ class SimConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def class_probabilities(self, classes: list[str]) -> np.ndarray | None:
+        """Draw probabilities of ``classes`` (``None`` when uniform).
+
+        Raises
+        ------
+        ConfigError
+            If ``class_weights`` names a class the library does not have.
+        """
+        if self.class_weights is None:
+            return None
+        unknown = sorted(set(self.class_weights) - set(classes))
+        if unknown:
+            raise ConfigError(f"SimConfig.class_weights names {unknown}, which are not classes of the pigment "
+                              f"library ({', '.join(classes)})")
+        w = np.array([float(self.class_weights.get(c, 1.0)) for c in classes])
+        return w / w.sum()
 
 
 def pigment_matrix(library, elements: tuple[str, ...]):
@@ -140,9 +169,11 @@ def smooth_background(energy_kev: np.ndarray, rng: np.random.Generator, n: int) 
     return b / np.maximum(b.sum(axis=1, keepdims=True), 1e-30)
 
 
-def _sample_layer(rng, k_p, classes, by_class, min_fraction, eg_pair_p, n_pig):
+def _sample_layer(rng, k_p, classes, by_class, min_fraction, eg_pair_p, n_pig, class_p=None):
     k = int(rng.choice(len(k_p), p=k_p)) + 1
-    chosen = rng.choice(len(classes), size=k, replace=False)
+    # without class_p the draw is the one of earlier versions, so old seeds give the same sets
+    chosen = rng.choice(len(classes), size=k, replace=False) if class_p is None else \
+        rng.choice(len(classes), size=k, replace=False, p=class_p)
     raw = rng.dirichlet(np.full(k, 0.7))
     raw = np.maximum(raw, min_fraction)
     raw = raw / raw.sum()
@@ -185,6 +216,7 @@ def sample_batch(config: SimConfig, seed_seq: np.random.SeedSequence, n: int, li
             by_class[c]["pair"] = (names.index("VG"), names.index("SA"))
     n_pig = len(names)
     k_p = np.asarray(cfg.n_pigments_p, dtype=float)
+    class_p = cfg.class_probabilities(classes)
 
     # instrument and calibration of the batch
     kv = float(rng.integers(int(cfg.tube_kv[0]), int(cfg.tube_kv[1]) + 1))
@@ -197,9 +229,9 @@ def sample_batch(config: SimConfig, seed_seq: np.random.SeedSequence, n: int, li
 
     # stacks
     two = rng.random(n) < cfg.paint_layers_p2
-    top = np.stack([_sample_layer(rng, k_p, classes, by_class, cfg.min_fraction, cfg.eg_pair_p, n_pig)
+    top = np.stack([_sample_layer(rng, k_p, classes, by_class, cfg.min_fraction, cfg.eg_pair_p, n_pig, class_p)
                     for _ in range(n)])
-    bottom = np.stack([_sample_layer(rng, k_p, classes, by_class, cfg.min_fraction, cfg.eg_pair_p, n_pig)
+    bottom = np.stack([_sample_layer(rng, k_p, classes, by_class, cfg.min_fraction, cfg.eg_pair_p, n_pig, class_p)
                        for _ in range(n)])
     bottom[~two] = 0.0
     top_um = rng.uniform(*cfg.top_um, n)
@@ -295,6 +327,7 @@ def simulate_dataset(out: str | Path, *, n: int, seed: int, config: SimConfig | 
     if n < 1:
         raise ConfigError(f"number of spectra must be >= 1, got {n}")
     lib = load_library(library_path)
+    cfg.class_probabilities(list(lib.classes))  # unknown class names fail before any work
     lib_path = str(library_path) if library_path is not None else None
     sizes = [min(cfg.batch_size, n - a) for a in range(0, n, cfg.batch_size)]
     jobs = [(cfg.to_dict(), lib_path, int(seed), i, s) for i, s in enumerate(sizes)]

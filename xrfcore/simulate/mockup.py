@@ -40,7 +40,7 @@ import numpy as np
 from xrfcore.errors import SimulationError
 from xrfcore.scan import EnergyCalibration
 
-__all__ = ["TOP_MIXTURES", "BOTTOM_MIXTURES", "make_mockup", "measured_instrument", "write_mockup", "main"]
+__all__ = ["TOP_MIXTURES", "BOTTOM_MIXTURES", "make_mockup", "stack_arrays", "measured_instrument", "write_mockup", "main"]
 
 #: Top mixtures (pigment -> mass fraction), METHOD.md.
 TOP_MIXTURES: dict[str, dict[str, float]] = {
@@ -114,6 +114,38 @@ def _layout(n_rows: int, n_cols: int, bare_cols: int):
     c_edges = np.concatenate([[0, bare_cols], bare_cols + np.linspace(0, n_cols - bare_cols, len(TOP_MIXTURES) + 1)
                               .round().astype(int)[1:]])
     return bottoms, tops, r_edges, c_edges
+
+
+def stack_arrays(upper: np.ndarray, upper_um: np.ndarray, lower: np.ndarray, lower_um: np.ndarray,
+                 ground_um: np.ndarray, library, pm: np.ndarray, rho: np.ndarray, names: list[str]):
+    """Element mass fractions ``(n, 3, n_el)`` and mass thicknesses ``(n, 3)`` (g/cm2) of paint stacks.
+
+    ``upper``/``lower``: pigment mass fractions ``(n, n_pigments)`` of the two paint layers (rows
+    of ``lower`` with ``lower_um == 0`` are ignored: one paint layer, then the ground).
+    Thicknesses in um. Paint is pigment:binder by the library's mass ratio; its density follows
+    the volume-additive rule. ``pm``, ``rho``, ``names``: :func:`~xrfcore.simulate.dataset.pigment_matrix`.
+    """
+    n = upper.shape[0]
+    two = np.asarray(lower_um) > 0
+    bw = 1.0 / (1.0 + library.pigment_to_binder_mass_ratio)
+    ib = names.index(library.binder)
+    ig = names.index(library.ground)
+
+    def paint(frac):
+        el = (1 - bw) * frac @ pm + bw * pm[ib][None, :]
+        dens = 1.0 / ((1 - bw) * (frac / rho[None, :]).sum(axis=1) + bw / rho[ib])
+        return el, dens
+
+    el_u, d_u = paint(upper)
+    el_b, d_b = paint(np.where(two[:, None], lower, upper))  # one-layer rows are placeholders
+    mf = np.zeros((n, 3, pm.shape[1]))
+    rt = np.zeros((n, 3))
+    mf[:, 0], rt[:, 0] = el_u, d_u * upper_um * 1e-4
+    mf[two, 1], rt[two, 1] = el_b[two], d_b[two] * lower_um[two] * 1e-4
+    gi = np.where(two, 2, 1)
+    mf[np.arange(n), gi] = pm[ig]
+    rt[np.arange(n), gi] = rho[ig] * ground_um * 1e-4
+    return mf, rt
 
 
 def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration(-0.96, 0.02),
@@ -204,27 +236,11 @@ def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration
 
     has_top = top_um.reshape(-1) > 0
     ft, fb = frac_top.reshape(n_pix, -1), frac_bot.reshape(n_pix, -1)
-    bw = 1.0 / (1.0 + lib.pigment_to_binder_mass_ratio)
-    ib = names.index(lib.binder)
-    ig = names.index(lib.ground)
-
-    def paint(frac):
-        el = (1 - bw) * frac @ pm + bw * pm[ib][None, :]
-        dens = 1.0 / ((1 - bw) * (frac / rho[None, :]).sum(axis=1) + bw / rho[ib])
-        return el, dens
-
     # upper paint layer: top mixture where present, else the bare bottom mixture
     upper = np.where(has_top[:, None], ft, fb)
     upper_um = np.where(has_top, top_um.reshape(-1), bot_um.reshape(-1))
-    el_u, d_u = paint(upper)
-    el_b, d_b = paint(fb)
-    mf = np.zeros((n_pix, 3, len(elements)))
-    rt = np.zeros((n_pix, 3))
-    mf[:, 0], rt[:, 0] = el_u, d_u * upper_um * 1e-4
-    mf[has_top, 1], rt[has_top, 1] = el_b[has_top], d_b[has_top] * bot_um.reshape(-1)[has_top] * 1e-4
-    gi = np.where(has_top, 2, 1)
-    mf[np.arange(n_pix), gi] = pm[ig]
-    rt[np.arange(n_pix), gi] = rho[ig] * ground_um.reshape(-1) * 1e-4
+    lower_um = np.where(has_top, bot_um.reshape(-1), 0.0)
+    mf, rt = stack_arrays(upper, upper_um, fb, lower_um, ground_um.reshape(-1), lib, pm, rho, names)
 
     tables = build_tables(elements, ins)
     spec = np.empty((n_pix, n_channels))
