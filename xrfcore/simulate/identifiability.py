@@ -37,12 +37,12 @@ from typing import Any
 import numpy as np
 
 from xrfcore.errors import SimulationError
+from xrfcore.simulate.dataset import SAME_ELEMENT_PARTNERS
 
 __all__ = ["PARTNERS", "AMOUNTS", "THICKNESS_FACTORS", "analyse_mockup", "f1_ceiling", "main"]
 
-#: Classes whose XRF-visible elements are the same (METHOD.md, known weaknesses).
-PARTNERS: dict[str, tuple[str, ...]] = {"PB": ("IO",), "IO": ("PB",), "LW": ("RL",), "RL": ("LW",),
-                                        "CrG": ("CrY",), "CrY": ("CrG",)}
+#: Same-element partners tried in place of a class (METHOD.md, known weaknesses).
+PARTNERS: dict[str, tuple[str, ...]] = {c: (q,) for c, q in SAME_ELEMENT_PARTNERS.items()}
 #: Amounts of the partner (relative to the removed class's mass fraction) tried as alternatives.
 AMOUNTS: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 #: Thickness factors of the changed layer tried with every alternative.
