@@ -27,7 +27,7 @@ from xrfcore.errors import ConfigError
 #: Classes whose XRF-visible elements are the same (METHOD.md, known weaknesses).
 SAME_ELEMENT_PARTNERS: dict[str, str] = {"PB": "IO", "IO": "PB", "LW": "RL", "RL": "LW", "CrG": "CrY", "CrY": "CrG"}
 
-__all__ = ["SAME_ELEMENT_PARTNERS", "SimConfig", "sample_batch", "simulate_dataset", "pigment_matrix", "smooth_background"]
+__all__ = ["SAME_ELEMENT_PARTNERS", "SimConfig", "sample_batch", "simulate_dataset", "pigment_matrix", "stack_arrays", "smooth_background"]
 
 
 @dataclass(frozen=True)
@@ -164,6 +164,39 @@ def pigment_matrix(library, elements: tuple[str, ...]):
     return names, m, rho
 
 
+def stack_arrays(upper: np.ndarray, upper_um: np.ndarray, lower: np.ndarray, lower_um: np.ndarray,
+                 ground_um: np.ndarray, library, pm: np.ndarray, rho: np.ndarray, names: list[str],
+                 two: np.ndarray | None = None):
+    """Element mass fractions ``(n, 3, n_el)`` and mass thicknesses ``(n, 3)`` (g/cm2) of paint stacks.
+
+    ``upper``/``lower``: pigment mass fractions ``(n, n_pigments)`` of the two paint layers; rows
+    where ``two`` is False (default: where ``lower_um == 0``) have one paint layer over the ground.
+    Thicknesses in um. Paint is pigment:binder by the library's mass ratio; its density follows
+    the volume-additive rule. ``pm``, ``rho``, ``names``: :func:`~xrfcore.simulate.dataset.pigment_matrix`.
+    """
+    n = upper.shape[0]
+    two = np.asarray(lower_um) > 0 if two is None else np.asarray(two, dtype=bool)
+    bw = 1.0 / (1.0 + library.pigment_to_binder_mass_ratio)
+    ib = names.index(library.binder)
+    ig = names.index(library.ground)
+
+    def paint(frac):
+        el = (1 - bw) * frac @ pm + bw * pm[ib][None, :]
+        dens = 1.0 / ((1 - bw) * (frac / rho[None, :]).sum(axis=1) + bw / rho[ib])
+        return el, dens
+
+    el_u, d_u = paint(upper)
+    el_b, d_b = paint(np.where(two[:, None], lower, upper))  # one-layer rows are placeholders
+    mf = np.zeros((n, 3, pm.shape[1]))
+    rt = np.zeros((n, 3))
+    mf[:, 0], rt[:, 0] = el_u, d_u * upper_um * 1e-4
+    mf[two, 1], rt[two, 1] = el_b[two], d_b[two] * lower_um[two] * 1e-4
+    gi = np.where(two, 2, 1)
+    mf[np.arange(n), gi] = pm[ig]
+    rt[np.arange(n), gi] = rho[ig] * ground_um * 1e-4
+    return mf, rt
+
+
 def smooth_background(energy_kev: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
     """Random smooth background shapes ``(n, n_channels)``, each summing to 1 over 1-30 keV.
 
@@ -286,25 +319,7 @@ def sample_batch(config: SimConfig, seed_seq: np.random.SeedSequence, n: int, li
         _make_twins(rng, cfg.partner_twins_p, top, bottom, (two, top_um, bottom_um, ground_um, counts, scatter,
                                                            bg_level, pileup), classes, by_class)
 
-    # paint compositions: 3:1 pigment:binder by mass, volume-additive density
-    bw = 1.0 / (1.0 + library.pigment_to_binder_mass_ratio)
-    binder = pm[names.index(library.binder)]
-    ground = names.index(library.ground)
-
-    def paint(frac):
-        el = (1 - bw) * frac @ pm + bw * binder[None, :]
-        dens = 1.0 / ((1 - bw) * (frac / rho[None, :]).sum(axis=1) + bw / rho[names.index(library.binder)])
-        return el, dens
-
-    el_top, d_top = paint(top)
-    el_bot, d_bot = paint(np.where(two[:, None], bottom, top))  # placeholder rows for one-layer stacks
-    mf = np.zeros((n, 3, len(elements)))
-    rt = np.zeros((n, 3))
-    mf[:, 0], rt[:, 0] = el_top, d_top * top_um * 1e-4
-    mf[two, 1], rt[two, 1] = el_bot[two], d_bot[two] * bottom_um[two] * 1e-4
-    gi = np.where(two, 2, 1)
-    mf[np.arange(n), gi] = pm[ground]
-    rt[np.arange(n), gi] = rho[ground] * ground_um * 1e-4
+    mf, rt = stack_arrays(top, top_um, bottom, bottom_um, ground_um, library, pm, rho, names, two)
 
     tables = build_tables(elements, ins)
     li, ra, co = intensities(mf, rt, tables, secondary=cfg.secondary, dtype=np.float32)

@@ -101,9 +101,9 @@ def analyse_mockup(scan_path: str | Path, regions_path: str | Path, *, partners:
     from xrfcore.library import load_library
     from xrfcore.physics import Instrument, finish_spectra, library_elements, render
     from xrfcore.physics.fluorescence import build_tables, intensities
-    from xrfcore.simulate.dataset import pigment_matrix
+    from xrfcore.simulate.dataset import pigment_matrix, stack_arrays
     from xrfcore.simulate.mockup import (BOTTOM_MIXTURES, TOP_MIXTURES, _impure_library, _measured_background,
-                                         measured_instrument, stack_arrays)
+                                         measured_instrument)
 
     cells, meta = _cells(Path(scan_path), Path(regions_path))
     base = library if library is not None else load_library()

@@ -40,7 +40,7 @@ import numpy as np
 from xrfcore.errors import SimulationError
 from xrfcore.scan import EnergyCalibration
 
-__all__ = ["TOP_MIXTURES", "BOTTOM_MIXTURES", "make_mockup", "stack_arrays", "measured_instrument", "write_mockup", "main"]
+__all__ = ["TOP_MIXTURES", "BOTTOM_MIXTURES", "make_mockup", "measured_instrument", "write_mockup", "main"]
 
 #: Top mixtures (pigment -> mass fraction), METHOD.md.
 TOP_MIXTURES: dict[str, dict[str, float]] = {
@@ -116,38 +116,6 @@ def _layout(n_rows: int, n_cols: int, bare_cols: int):
     return bottoms, tops, r_edges, c_edges
 
 
-def stack_arrays(upper: np.ndarray, upper_um: np.ndarray, lower: np.ndarray, lower_um: np.ndarray,
-                 ground_um: np.ndarray, library, pm: np.ndarray, rho: np.ndarray, names: list[str]):
-    """Element mass fractions ``(n, 3, n_el)`` and mass thicknesses ``(n, 3)`` (g/cm2) of paint stacks.
-
-    ``upper``/``lower``: pigment mass fractions ``(n, n_pigments)`` of the two paint layers (rows
-    of ``lower`` with ``lower_um == 0`` are ignored: one paint layer, then the ground).
-    Thicknesses in um. Paint is pigment:binder by the library's mass ratio; its density follows
-    the volume-additive rule. ``pm``, ``rho``, ``names``: :func:`~xrfcore.simulate.dataset.pigment_matrix`.
-    """
-    n = upper.shape[0]
-    two = np.asarray(lower_um) > 0
-    bw = 1.0 / (1.0 + library.pigment_to_binder_mass_ratio)
-    ib = names.index(library.binder)
-    ig = names.index(library.ground)
-
-    def paint(frac):
-        el = (1 - bw) * frac @ pm + bw * pm[ib][None, :]
-        dens = 1.0 / ((1 - bw) * (frac / rho[None, :]).sum(axis=1) + bw / rho[ib])
-        return el, dens
-
-    el_u, d_u = paint(upper)
-    el_b, d_b = paint(np.where(two[:, None], lower, upper))  # one-layer rows are placeholders
-    mf = np.zeros((n, 3, pm.shape[1]))
-    rt = np.zeros((n, 3))
-    mf[:, 0], rt[:, 0] = el_u, d_u * upper_um * 1e-4
-    mf[two, 1], rt[two, 1] = el_b[two], d_b[two] * lower_um[two] * 1e-4
-    gi = np.where(two, 2, 1)
-    mf[np.arange(n), gi] = pm[ig]
-    rt[np.arange(n), gi] = rho[ig] * ground_um * 1e-4
-    return mf, rt
-
-
 def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration(-0.96, 0.02),
                 n_channels: int = 2048, count_level: float = 2e4, shape: tuple[int, int] = (64, 64),
                 bare_cols: int | None = None, pixel_block: int = 512, instrument=None,
@@ -182,7 +150,7 @@ def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration
     from xrfcore.library import load_library
     from xrfcore.physics import Instrument, finish_spectra, library_elements, render
     from xrfcore.physics.fluorescence import build_tables, intensities
-    from xrfcore.simulate.dataset import pigment_matrix
+    from xrfcore.simulate.dataset import pigment_matrix, stack_arrays
 
     if physics_variant not in ("measured", "training"):
         raise SimulationError(f"physics_variant must be 'measured' or 'training', got {physics_variant!r}")
