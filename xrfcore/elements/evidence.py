@@ -14,7 +14,10 @@ on the detector response:
 
 Areas are photons in the whole family (all its lines, escape peaks included). Their variance comes
 from Poisson statistics propagated through the linear estimator, with the fitted spectrum as the
-variance; ``significance = net / sigma``. An element absent from the spectrum gives a significance
+variance, plus a small systematic term (:attr:`EvidenceConfig.systematic`), and is scaled by the
+spectrum's reduced chi-square where that exceeds 1 (the Birge ratio: a spectrum the templates do not
+describe, such as a real detector's peak tails at millions of counts, claims less);
+``significance = net / sigma``. An element absent from the spectrum gives a significance
 distributed about N(0, 1) where the template model is right; systematic errors (a detector
 resolution or peak shape unlike the templates) add to it, so identification uses thresholds well
 above 3 (see :mod:`xrfcore.elements.identify`).
@@ -53,6 +56,8 @@ __all__ = [
     "fit_chi2",
     "iter_scan_evidence",
     "with_scan",
+    "config_for_scan",
+    "NOISE_STEPS_EV",
 ]
 
 #: Elements fitted by default: pigments, grounds, fillers and common impurities of paintings, plus
@@ -114,7 +119,7 @@ class EvidenceConfig:
     scatter_angle_deg: float = 90.0
     pileup: bool = True
     escape: bool = True
-    systematic: float = 0.01
+    systematic: float = 0.003
     scatter_kev: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
@@ -226,11 +231,16 @@ def _fit_grid(config: EvidenceConfig, e_hi: float) -> tuple[EnergyCalibration, i
 
 def _line_rows(symbol: str, config: EvidenceConfig, e_lo: float, e_hi: float):
     """(family, subshell, energies, weights) of the element's templates inside [e_lo, e_hi]."""
+    return _line_rows_cached(symbol, float(config.tube_kv), float(e_lo), float(e_hi))
+
+
+@functools.lru_cache(maxsize=4096)
+def _line_rows_cached(symbol: str, tube_kv: float, e_lo: float, e_hi: float):
     from xrfcore.elements.lines import emission_lines
     from xrfcore.physics.detector import detector_efficiency
 
     out = []
-    lines = [ln for ln in emission_lines(symbol, tube_kv=config.tube_kv) if ln.relative_rate >= _MIN_RATE]
+    lines = [ln for ln in emission_lines(symbol, tube_kv=tube_kv) if ln.relative_rate >= _MIN_RATE]
     groups: dict[tuple[str, str], list] = {}
     for ln in lines:
         shell = ln.name.split("/")[0][:2] if ln.family == "L" else ln.family
@@ -243,8 +253,11 @@ def _line_rows(symbol: str, config: EvidenceConfig, e_lo: float, e_hi: float):
         main = e[np.argmax(w)]
         if not inside.any() or not (e_lo <= main <= e_hi) or w.sum() <= 0:
             continue
-        out.append((fam, shell, e, w / w.sum()))
-    return out
+        w = w / w.sum()
+        e.setflags(write=False)
+        w.setflags(write=False)
+        out.append((fam, shell, e, w))
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=32)
@@ -508,7 +521,8 @@ def _solve(y_full: np.ndarray, tpl: FitTemplates, pileup: bool, systematic: floa
         b = u = None
         c = np.zeros(y.shape[0], np.float32)
         fitted = amp @ T
-    v = np.maximum(fitted, 1.0, out=fitted)
+    fitted_before_clip = fitted
+    v = np.maximum(fitted, 1.0)
     rows = tpl.combine_rows32                            # (R, k): principal family, then K, L, M per element
     pe = tpl.combine_pinv32                              # (R, C) = rows @ P
     net = amp @ rows.T                                   # (n, R)
@@ -520,7 +534,11 @@ def _solve(y_full: np.ndarray, tpl: FitTemplates, pileup: bool, systematic: floa
         var += be * be * np.einsum("nc,nc->n", uv, u)[:, None]
     if systematic > 0:
         var += (systematic * (v @ np.abs(pe).T)) ** 2
-    sigma = np.sqrt(np.maximum(var, 1e-12))
+    # Birge ratio: where the templates do not describe the spectrum (reduced chi-square > 1: real peak
+    # tails, line ratios of a matrix unlike the templates, very high counts), every sigma grows with it
+    dof = max(y.shape[1] - P.shape[0], 1)
+    chi2 = np.einsum("nc,nc->n", y - fitted_before_clip, (y - fitted_before_clip) / v) / dof
+    sigma = np.sqrt(np.maximum(var, 1e-12)) * np.sqrt(np.maximum(chi2, 1.0))[:, None]
     e = len(tpl.elements)
     z_all = net / sigma
     has = tpl.combine_has                                # (R,) bool: row has a template
@@ -528,7 +546,8 @@ def _solve(y_full: np.ndarray, tpl: FitTemplates, pileup: bool, systematic: floa
     z = z_all[:, : 3 * e].reshape(-1, 3, e).max(axis=1)  # principal family, K, L (M only when principal)
     fams = {f: np.where(has[None, (i + 1) * e:(i + 2) * e], net[:, (i + 1) * e:(i + 2) * e], 0.0)
             for i, f in enumerate(("K", "L", "M"))}
-    return {"amplitudes": amp, "pileup": c, "net": net[:, :e], "sigma": sigma[:, :e], "z": z, "families": fams}
+    return {"amplitudes": amp, "pileup": c, "net": net[:, :e], "sigma": sigma[:, :e], "z": z, "families": fams,
+            "chi2": chi2}
 
 
 @dataclass
@@ -686,3 +705,14 @@ def with_scan(config: EvidenceConfig, scan: Scan) -> EvidenceConfig:
     """``config`` with the scan's tube voltage (when the file records one)."""
     kv = scan.metadata.tube_kv
     return replace(config, tube_kv=float(kv)) if kv else config
+
+
+def config_for_scan(scan: Scan, config: EvidenceConfig = EvidenceConfig(), *, sample_rows: int = 24) -> EvidenceConfig:
+    """``config`` with the scan's tube voltage and its detector resolution, estimated from the mean
+    spectrum of ``sample_rows`` rows spread over the scan (one pass over a few rows, not the cube)."""
+    cfg = with_scan(config, scan)
+    rows = np.unique(np.linspace(0, scan.n_rows - 1, min(sample_rows, scan.n_rows)).round().astype(int))
+    total = np.zeros(scan.n_channels)
+    for r in rows:
+        total += scan.read_rows(int(r), int(r) + 1).reshape(-1, scan.n_channels).sum(axis=0, dtype=np.float64)
+    return estimate_resolution(total, scan.calibration, cfg)

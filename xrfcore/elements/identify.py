@@ -9,9 +9,11 @@ needs its own Kb; Fe Kb next to Co Ka; Hg Lb next to Br Ka).
 Two tests are combined:
 
 * pixels: the share of (up to ``max_pixels``) pixels where the element's significance is at least
-  ``pixel_significance``; an element present in few pixels is found this way;
-* sum spectrum: its significance divided by ``sqrt`` of the fit's reduced chi-square (with
-  millions of counts, peak-shape mismatch, not Poisson noise, limits what the fit can claim).
+  ``pixel_significance`` (the threshold of the pigment model's evidence gate, so a pigment is only
+  called where its key elements count as identified); an element present in few pixels is found
+  this way. A single spectrum is its own pixel (share 0 or 1);
+* sum spectrum: its significance with a larger systematic model error (:data:`SUM_SYSTEMATIC`):
+  with millions of counts, peak-shape mismatch, not Poisson noise, limits what the fit can claim.
 
 The detector resolution is estimated from the sum spectrum first
 (:func:`~xrfcore.elements.evidence.estimate_resolution`).
@@ -19,7 +21,7 @@ The detector resolution is estimated from the sum spectrum first
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -28,6 +30,8 @@ from xrfcore.scan import EnergyCalibration, Scan
 
 __all__ = ["PAINTING_ELEMENTS", "ElementReport", "element_report", "identify_elements"]
 
+#: Relative model error assumed for the sum spectrum (:attr:`EvidenceConfig.systematic`).
+SUM_SYSTEMATIC = 0.01
 #: Default candidates (kept as the old name for callers): see :data:`EVIDENCE_ELEMENTS`.
 PAINTING_ELEMENTS: tuple[str, ...] = EVIDENCE_ELEMENTS
 
@@ -85,8 +89,8 @@ def element_report(
     tube_kv: float | None = None,
     anode: str | None = "Rh",
     candidates: tuple[str, ...] | None = PAINTING_ELEMENTS,
-    pixel_significance: float = 5.0,
-    min_pixel_fraction: float = 0.005,
+    pixel_significance: float = 4.0,
+    min_pixel_fraction: float = 0.02,
     sum_significance: float = 5.0,
     max_pixels: int = 8192,
     config: EvidenceConfig | None = None,
@@ -101,13 +105,12 @@ def element_report(
         elements = tuple(candidates) if candidates is not None else _all_elements()
         base = EvidenceConfig(elements=tuple(e for e in elements if e != anode), tube_kv=kv, anode=anode)
         config = estimate_resolution(total, cal, base)
-    ev_sum = fit_evidence(total, cal, config)
+    # the sum spectrum holds millions of counts: peak-shape mismatch, not Poisson noise, limits it
+    ev_sum = fit_evidence(total, cal, replace(config, systematic=max(config.systematic, SUM_SYSTEMATIC)))
     z_sum = ev_sum.significance[0]
-    if sample is not None:
-        ev_px = fit_evidence(sample, cal, config)
-        frac = (ev_px.significance >= pixel_significance).mean(axis=0)
-    else:
-        frac = np.zeros(len(ev_sum.elements))
+    # pixels: the same test the model's evidence gate applies (a single spectrum is its own pixel)
+    ev_px = fit_evidence(sample if sample is not None else total, cal, config)
+    frac = (ev_px.significance >= pixel_significance).mean(axis=0)
     out = []
     for i, el in enumerate(ev_sum.elements):
         found = bool(frac[i] >= min_pixel_fraction or z_sum[i] >= sum_significance)
@@ -128,8 +131,8 @@ def identify_elements(
     tube_kv: float | None = None,
     anode: str | None = "Rh",
     candidates: tuple[str, ...] | None = PAINTING_ELEMENTS,
-    pixel_significance: float = 5.0,
-    min_pixel_fraction: float = 0.005,
+    pixel_significance: float = 4.0,
+    min_pixel_fraction: float = 0.02,
     sum_significance: float = 5.0,
     max_pixels: int = 8192,
 ) -> list[str]:
