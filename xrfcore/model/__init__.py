@@ -33,6 +33,9 @@ __all__ = [
     "TextProgressBar",
     "model_sidecars",
     "sidecar_path",
+    "metrics_summary",
+    "TrainConfig",
+    "FinetuneConfig",
 ]
 
 _WHERE = {
@@ -59,6 +62,9 @@ _WHERE = {
     "TextProgressBar": "callbacks",
     "model_sidecars": "sidecars",
     "sidecar_path": "sidecars",
+    "metrics_summary": "metrics",
+    "TrainConfig": "config",
+    "FinetuneConfig": "config",
 }
 
 
