@@ -27,7 +27,8 @@ from xrfcore.errors import ConfigError
 #: Classes whose XRF-visible elements are the same (METHOD.md, known weaknesses).
 SAME_ELEMENT_PARTNERS: dict[str, str] = {"PB": "IO", "IO": "PB", "LW": "RL", "RL": "LW", "CrG": "CrY", "CrY": "CrG"}
 
-__all__ = ["SAME_ELEMENT_PARTNERS", "SimConfig", "sample_batch", "simulate_dataset", "pigment_matrix", "stack_arrays", "smooth_background"]
+__all__ = ["SAME_ELEMENT_PARTNERS", "SimConfig", "sample_batch", "simulate_dataset", "pigment_matrix", "paint_stack_arrays",
+           "smooth_background"]
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def pigment_matrix(library, elements: tuple[str, ...]):
     return names, m, rho
 
 
-def stack_arrays(upper: np.ndarray, upper_um: np.ndarray, lower: np.ndarray, lower_um: np.ndarray,
+def paint_stack_arrays(upper: np.ndarray, upper_um: np.ndarray, lower: np.ndarray, lower_um: np.ndarray,
                  ground_um: np.ndarray, library, pm: np.ndarray, rho: np.ndarray, names: list[str],
                  two: np.ndarray | None = None):
     """Element mass fractions ``(n, 3, n_el)`` and mass thicknesses ``(n, 3)`` (g/cm2) of paint stacks.
@@ -270,8 +271,7 @@ def sample_batch(config: SimConfig, seed_seq: np.random.SeedSequence, n: int, li
     Returns a dict of arrays: ``spectra`` (n, C) uint32, ``calibration`` (n, 3), ``labels``,
     ``labels_top``, ``labels_bottom`` (n, K) uint8, and ``params/<name>`` arrays.
     """
-    from xrfcore.physics import finish_spectra, library_elements, render
-    from xrfcore.physics.fluorescence import Instrument, build_tables, intensities
+    from xrfcore.physics import Instrument, finish_spectra, library_elements, render_stacks
     from xrfcore.scan import EnergyCalibration
 
     rng = np.random.default_rng(seed_seq)
@@ -319,11 +319,8 @@ def sample_batch(config: SimConfig, seed_seq: np.random.SeedSequence, n: int, li
         _make_twins(rng, cfg.partner_twins_p, top, bottom, (two, top_um, bottom_um, ground_um, counts, scatter,
                                                            bg_level, pileup), classes, by_class)
 
-    mf, rt = stack_arrays(top, top_um, bottom, bottom_um, ground_um, library, pm, rho, names, two)
-
-    tables = build_tables(elements, ins)
-    li, ra, co = intensities(mf, rt, tables, secondary=cfg.secondary, dtype=np.float32)
-    spec = render(li, ra, co, tables, ins, cal, cfg.n_channels, scatter_scale=scatter)
+    mf, rt = paint_stack_arrays(top, top_um, bottom, bottom_um, ground_um, library, pm, rho, names, two)
+    spec = render_stacks(mf, rt, elements, ins, cal, cfg.n_channels, scatter_scale=scatter, dtype=np.float32)
     bg = smooth_background(cal.energies(cfg.n_channels), rng, n) * bg_level[:, None]
     spectra = finish_spectra(spec, cal, pileup_fraction=pileup, background=bg, total_counts=counts, rng=rng)
 
