@@ -426,6 +426,100 @@ def write_curves_png(report: dict[str, Any], path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
+# -- evidence model -----------------------------------------------------------------------------
+def train_evidence(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    base: str | os.PathLike | None = None,
+    seed: int = 0,
+    epochs: int = 60,
+    gate_significance: float = 3.0,
+    max_spectra: int | None = None,
+    progress: Progress = no_progress,
+    log: Callable[[str], None] = _no_log,
+) -> TrainResult:
+    """Train the evidence-backed model (:mod:`xrfcore.model.evidence_training`) and write its report.
+
+    Parameters
+    ----------
+    data : path-like
+        Simulated training set (:func:`simulate_training_set`).
+    out : path-like
+        New ``.keras`` file; must not be the base model, the data or an existing file's input.
+    base : path-like, optional
+        The pretrained paper CNN whose convolutional trunk is kept (default: ``models/paper_cnn.keras``
+        next to the shipped model, else the shipped default).
+    seed, epochs, gate_significance, max_spectra
+        See :func:`xrfcore.model.evidence_training.train_evidence_model`.
+
+    Returns
+    -------
+    TrainResult
+        ``report_path`` (JSON: settings, per-head test metrics, ECE and reliability tables) and
+        ``curves`` (reliability diagram PNG).
+    """
+    from xrfcore.common import json_safe
+    from xrfcore.model.bundle import load_model, save_model
+    from xrfcore.model.evidence_training import train_evidence_model
+
+    out_path, data_path = Path(out), Path(data)
+    if out_path.suffix != ".keras":
+        raise ConfigError(f"--out must end in .keras, got {out_path.name!r}")
+    if not data_path.is_file():
+        raise ConfigError(f"--data {data_path} does not exist; make a training set with `python -m xrfcore simulate`")
+    base_path = Path(base) if base else _paper_cnn_path()
+    if out_path.resolve() in (base_path.resolve(), data_path.resolve()):
+        raise ConfigError(f"--out {out_path} is one of the inputs; choose a new model file name")
+    progress(0.0, f"loading base model {base_path.name}")
+    base_bundle = load_model(base_path)
+    bundle, report = train_evidence_model(base_bundle, data_path, seed=int(seed), epochs=int(epochs),
+                                          gate_significance=float(gate_significance), max_spectra=max_spectra, log=log)
+    progress(0.9, "saving")
+    save_model(bundle, out_path)
+    report = json_safe({**report, "model": str(out_path), "sha256": bundle.sha256, "base_model": str(base_path),
+                        "base_sha256": base_bundle.sha256, "classes": bundle.classes})
+    report_path = sidecar_path(out_path, "report")
+    atomic_write_text(report_path, json.dumps(report, indent=1) + "\n")
+    curves = sidecar_path(out_path, "curves")
+    write_reliability_png(report, curves)
+    progress(1.0, "done")
+    return TrainResult(model=out_path, report_path=report_path, curves=curves, metrics_csv=None, report=report,
+                       sha256=bundle.sha256 or "")
+
+
+def _paper_cnn_path() -> Path:
+    from xrfcore.paths import default_model_path
+
+    shipped = default_model_path()
+    cnn = shipped.with_name("paper_cnn.keras")
+    return cnn if cnn.is_file() else shipped
+
+
+def write_reliability_png(report: dict[str, Any], path: str | os.PathLike) -> None:
+    """Reliability diagram (observed frequency against predicted probability) of each output head."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    heads = list(report.get("calibration", {}))
+    fig, axes = plt.subplots(1, max(len(heads), 1), figsize=(3.2 * max(len(heads), 1), 3.2), dpi=100, squeeze=False)
+    for ax, head in zip(axes[0], heads):
+        rows = [r for r in report["calibration"][head]["reliability"] if r["n"]]
+        ax.plot([0, 1], [0, 1], ":", color="grey")
+        ax.plot([r["mean_predicted"] for r in rows], [r["observed"] for r in rows], "o-")
+        ax.set_title(f"{head}: ECE {report['calibration'][head]['ece']:.3f}", fontsize=9)
+        ax.set_xlabel("predicted probability")
+        ax.set_ylabel("observed frequency")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
 # -- finetune ---------------------------------------------------------------------------------
 #: Options of :func:`finetune_config_from_options` that are not FinetuneConfig fields.
 _FINETUNE_RUN_OPTIONS = ("model", "scans", "labels", "out", "name", "register", "models_directory")
