@@ -1,0 +1,354 @@
+"""Finetuning that is scored honestly and keeps what pretraining knew.
+
+:func:`finetune_labelled` takes the labelled pixels of one or more scans, splits them
+(:mod:`xrfcore.model.splits`: whole regions by default, or random pixels), holds out validation
+regions of the training part for early stopping, builds the training set and finetunes
+(:func:`xrfcore.model.finetune`). The training set is
+
+* the labelled training pixels,
+* ``augment_copies`` augmented copies of them (:func:`xrfcore.model.augment.augment_labelled`:
+  binomial thinning, peak broadening, calibration jitter),
+* ``simulate_per_stack`` simulated spectra of every stated (top, bottom) pigment set of the
+  training regions (:func:`xrfcore.simulate.labelled.simulate_stacks`), on the scan's
+  calibration, count range and background,
+* ``rehearsal_ratio`` x (number of training pixels) generic simulated spectra on the scan's
+  calibration (:func:`xrfcore.simulate.labelled.rehearsal_spectra`).
+
+The base and the finetuned model are then scored on the same test pixels (never trained on); the
+report lists pigments where the finetuned model is worse than the base model
+(``worse_than_base``) and carries every warning. With ``keep_base_where_worse`` the finetuned
+model's output of a pigment whose *validation* F1 fell below the base model's is replaced by the
+base model's output (:func:`merge_outputs`); the choice is made on validation regions, never on
+the test pixels.
+
+Nothing here reads or writes files; :func:`labelled_scan` gathers one scan's labelled pixels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from xrfcore.errors import ConfigError, LabelError
+from xrfcore.model.augment import augment_labelled, model_inputs
+from xrfcore.model.splits import SPLITS, Split, pixel_groups, split_by_region, split_pixels, split_summary
+
+__all__ = ["FinetuneOptions", "LabelledScan", "labelled_scan", "finetune_labelled", "merge_outputs",
+           "compare_metrics"]
+
+ProgressFn = Callable[[int, dict], None]
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """Settings of :func:`finetune_labelled` (JSON-able, recorded in the report and lineage).
+
+    Attributes
+    ----------
+    split : {"regions", "pixels"}
+        Whole regions (blocks of large regions) or random pixels to training/test.
+    train_fraction : float
+        Share of the units (regions/blocks, or pixels) that train; the rest is the test set.
+    block_size : int
+        Regions larger than this (pixels, rows or columns) are cut into blocks first.
+    validation_fraction : float
+        Share of the training units held out for early stopping (0: none, fixed epochs).
+    augment_copies : int
+        Augmented copies of every training pixel.
+    simulate_per_stack : int
+        Simulated spectra per stated (top, bottom) pigment set of the training regions (0: off).
+    rehearsal_ratio : float
+        Generic simulated spectra per training pixel (0: off).
+    keep_base_where_worse : bool
+        Use the base model's output for pigments whose validation F1 fell (:func:`merge_outputs`).
+    stage1_epochs, stage2_epochs, batch_size, patience, learning_rate_all : as :func:`xrfcore.model.finetune`.
+    """
+
+    split: str = "regions"
+    train_fraction: float = 0.2
+    block_size: int = 16
+    validation_fraction: float = 0.2
+    augment_copies: int = 2
+    simulate_per_stack: int = 64
+    rehearsal_ratio: float = 1.0
+    keep_base_where_worse: bool = True
+    stage1_epochs: int = 20
+    stage2_epochs: int = 30
+    batch_size: int = 64
+    patience: int = 5
+    learning_rate_all: float = 5e-4
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        if not 0.0 < self.train_fraction < 1.0:
+            raise ConfigError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ConfigError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        for name in ("augment_copies", "simulate_per_stack", "stage1_epochs", "stage2_epochs"):
+            if int(getattr(self, name)) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.rehearsal_ratio < 0 or self.block_size < 1 or self.batch_size < 1:
+            raise ConfigError("rehearsal_ratio must be >= 0, block_size and batch_size >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LabelledScan:
+    """The labelled pixels of one scan, raw.
+
+    Attributes
+    ----------
+    spectra : (n, n_channels) raw counts of the labelled pixels (row-major pixel order)
+    labelset : LabelSet
+    calibration : EnergyCalibration
+    source : dict
+        Description for reports (paths, names).
+    """
+
+    spectra: np.ndarray
+    labelset: Any
+    calibration: Any
+    source: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.labelset.pixel_labels()
+
+
+def labelled_scan(scan: Any, labelset: Any, *, source: dict[str, Any] | None = None) -> LabelledScan:
+    """Read the labelled pixels of ``scan`` (row chunks; memory grows with the labelled pixels only)."""
+    from xrfcore.model.predict import pixel_spectra
+
+    return LabelledScan(pixel_spectra(scan, labelset.mask), labelset, scan.calibration, dict(source or {}))
+
+
+def merge_outputs(finetuned: Any, base: Any, use_base: Sequence[bool]) -> Any:
+    """One Keras model whose output k is the base model's where ``use_base[k]``, else the finetuned one's.
+
+    Built from built-in layers only (the two networks, a Concatenate and a fixed selecting
+    Dense), so it saves and loads in safe mode like any pigment model. Inference costs two
+    networks.
+    """
+    import keras
+
+    use = np.asarray(use_base, dtype=bool)
+    k = int(finetuned.output_shape[-1])
+    if use.shape != (k,):
+        raise ConfigError(f"use_base must have one flag per output ({k}), got {use.shape}")
+    ft = keras.models.clone_model(finetuned)
+    ft.set_weights(finetuned.get_weights())
+    bs = keras.models.clone_model(base)
+    bs.set_weights(base.get_weights())
+    ft.name = "finetuned"
+    bs.name = "base"
+    inp = keras.Input(shape=finetuned.input_shape[1:], name="spectrum")
+    both = keras.layers.Concatenate(name="both_outputs")([ft(inp), bs(inp)])
+    select = keras.layers.Dense(k, use_bias=False, trainable=False, name="keep_base_where_worse")
+    out = select(both)
+    w = np.zeros((2 * k, k), np.float32)
+    for j in range(k):
+        w[(k + j) if use[j] else j, j] = 1.0
+    select.set_weights([w])
+    return keras.Model(inp, out, name="finetuned_with_base_outputs")
+
+
+def compare_metrics(before: dict[str, Any], after: dict[str, Any], *, tolerance: float = 0.0) -> list[str]:
+    """Pigments (with test positives or false positives) whose F1 after is below before - tolerance."""
+    worse = []
+    for c, b in before["per_pigment"].items():
+        a = after["per_pigment"][c]
+        scored = b["support"] > 0 or b["fp"] > 0 or a["fp"] > 0
+        if scored and a["f1"] < b["f1"] - tolerance:
+            worse.append(c)
+    return worse
+
+
+def _validation_split(regions: np.ndarray, units: np.ndarray, Y: np.ndarray, train: np.ndarray,
+                      options: FinetuneOptions, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inner training and validation indices (into the pooled arrays) within ``train``."""
+    if options.validation_fraction <= 0:
+        return train, np.zeros(0, np.int64)
+    if options.split == "pixels":
+        inner = split_pixels(train.size, 1.0 - options.validation_fraction, seed + 1)
+    else:
+        try:
+            inner = split_by_region(regions[train], Y[train], units=units[train],
+                                    train_fraction=1.0 - options.validation_fraction, seed=seed + 1)
+        except LabelError:  # too few training regions to hold some out: no early stopping
+            return train, np.zeros(0, np.int64)
+    return train[inner.train], train[inner.test]
+
+
+def _count_range(spectra: np.ndarray) -> tuple[float, float]:
+    tot = np.asarray(spectra, dtype=np.float64).sum(axis=1)
+    lo, hi = np.percentile(tot, [5, 95]) if tot.size else (1e3, 1e5)
+    return max(100.0, 0.3 * lo), max(200.0, 2.0 * hi)
+
+
+def _extra_training(scans: list[LabelledScan], offsets: list[int], train_mask: np.ndarray, config: Any,
+                    classes: list[str], options: FinetuneOptions, seed: int, log: Callable[[str], None]):
+    """Augmented, simulated-stack and rehearsal spectra as model input, with their labels."""
+    from xrfcore.simulate.labelled import region_stacks, rehearsal_spectra, scan_background_fraction, simulate_stacks
+
+    xs, ys, counts = [], [], {"augmented": 0, "simulated_stacks": 0, "rehearsal": 0, "stacks": 0}
+    for i, s in enumerate(scans):
+        sel = train_mask[offsets[i]:offsets[i + 1]]
+        if not sel.any():
+            continue
+        raw = s.spectra[sel]
+        lab = s.labels[sel]
+        n_ch = raw.shape[1]
+        if options.augment_copies:
+            xa, ya = augment_labelled(raw, lab, s.calibration, config, copies=options.augment_copies, seed=seed + 11 * i)
+            xs.append(xa)
+            ys.append(ya)
+            counts["augmented"] += len(xa)
+        if options.simulate_per_stack:
+            ls = s.labelset
+            pix = np.zeros(ls.mask.shape, bool)
+            rows, cols = ls.pixel_index()
+            pix[rows[sel], cols[sel]] = True
+            stacks = region_stacks(ls.labels_top, ls.labels_bottom, ls.region_index, ls.classes, pixels=pix)
+            if stacks:
+                bg = scan_background_fraction(s.spectra, s.calibration)
+                sp, sl, sim_classes = simulate_stacks(stacks, s.calibration, n_ch, n_per_stack=options.simulate_per_stack,
+                                                      seed=seed + 101 * i, counts=_count_range(raw), background=bg)
+                xs.append(model_inputs(sp, s.calibration, config))
+                ys.append(_reorder(sl, sim_classes, classes))
+                counts["simulated_stacks"] += len(sp)
+                counts["stacks"] += len(stacks)
+        n_reh = int(round(options.rehearsal_ratio * raw.shape[0]))
+        if n_reh:
+            rp, rl, reh_classes = rehearsal_spectra(n_reh, s.calibration, n_ch, seed=seed + 1009 * i)
+            xs.append(model_inputs(rp, s.calibration, config))
+            ys.append(_reorder(rl, reh_classes, classes))
+            counts["rehearsal"] += len(rp)
+    log("extra training spectra: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if not xs:
+        return np.zeros((0, config.grid.n_channels), np.float32), np.zeros((0, len(classes)), np.uint8), counts
+    return np.concatenate(xs), np.concatenate(ys), counts
+
+
+def _reorder(labels: np.ndarray, have: list[str], want: list[str]) -> np.ndarray:
+    missing = sorted(set(want) - set(have))
+    if missing:
+        raise ConfigError(f"the pigment library has no class {missing} that the model predicts; simulated spectra "
+                          "cannot be labelled for it (turn simulation and rehearsal off, or use the model's library)")
+    return labels[:, [have.index(c) for c in want]].astype(np.uint8)
+
+
+def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, options: FinetuneOptions = FinetuneOptions(),
+                      seed: int = 0, progress: ProgressFn | None = None,
+                      log: Callable[[str], None] = lambda msg: None) -> tuple[Any, dict[str, Any]]:
+    """Split, finetune and score on never-trained pixels; see the module docstring.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+        The base model (left unchanged).
+    scans : sequence of LabelledScan
+    options : FinetuneOptions
+    seed : int
+        Seeds the split, the simulations, augmentation and training.
+    progress : callable(epoch, logs), optional
+        Keras epoch progress (``logs["stage"]`` names the stage).
+    log : callable(str)
+
+    Returns
+    -------
+    bundle : ModelBundle
+        The finetuned model (unsaved); ``metadata["finetune_split"]`` holds the split summary.
+    report : dict
+        ``options``, ``split`` (:func:`xrfcore.model.splits.split_summary`), ``before``/``after``
+        (:func:`xrfcore.model.per_pigment_metrics` on the same test pixels), ``worse_than_base``,
+        ``kept_base_outputs``, ``validation_before``/``validation_after``, ``n_training_spectra``,
+        ``warnings``, ``history``, ``train_masks`` (per scan, (H, W) bool; not JSON) and ``seconds``.
+
+    Raises
+    ------
+    LabelError
+        Too few regions or pixels for the split.
+    """
+    from xrfcore.model.bundle import ModelBundle
+    from xrfcore.model.metrics import per_pigment_metrics
+    from xrfcore.model.predict import predict_preprocessed
+    from xrfcore.model.train import finetune
+
+    t0 = time.perf_counter()
+    scans = list(scans)
+    if not scans:
+        raise LabelError("no labelled scan given")
+    classes = list(bundle.classes)
+    config = bundle.preprocess
+    X = np.concatenate([model_inputs(s.spectra, s.calibration, config) for s in scans])
+    Y = np.concatenate([s.labels for s in scans]).astype(np.uint8)
+    offsets = list(np.cumsum([0] + [s.spectra.shape[0] for s in scans]))
+    regions, units = pixel_groups([s.labelset.region_index for s in scans], [s.labelset.mask for s in scans],
+                                  block_size=options.block_size)
+    if options.split == "regions":
+        split: Split = split_by_region(regions, Y, units=units, train_fraction=options.train_fraction, seed=seed)
+    else:
+        split = split_pixels(X.shape[0], options.train_fraction, seed)
+    summary = split_summary(regions, Y, split, classes)
+    for w in summary["warnings"]:
+        log("WARNING: " + w)
+    inner, val = _validation_split(regions, units, Y, split.train, options, seed)
+    log(f"{split.kind} split: {split.train.size} training pixels ({summary['n_train_regions']} regions), "
+        f"{split.test.size} test pixels ({summary['n_test_regions']} regions wholly held out); "
+        f"validation {val.size} pixels")
+    train_mask = np.zeros(X.shape[0], bool)
+    train_mask[split.train] = True  # every pixel of the training part counts as trained-on (validation too)
+    inner_mask = np.zeros(X.shape[0], bool)
+    inner_mask[inner] = True
+    X_extra, Y_extra, extra_counts = _extra_training(scans, offsets, inner_mask, config, classes, options, seed, log)
+    X_fit = np.concatenate([X[inner], X_extra])
+    Y_fit = np.concatenate([Y[inner], Y_extra])
+    new, history = finetune(bundle, X_fit, Y_fit, stage1_epochs=options.stage1_epochs,
+                            stage2_epochs=options.stage2_epochs, batch_size=options.batch_size, seed=seed,
+                            patience=options.patience, learning_rate_all=options.learning_rate_all,
+                            validation=(X[val], Y[val]) if val.size else None, validation_fraction=0.0,
+                            progress=progress, data_info={"split": split.kind, "options": options.to_dict()})
+    kept: list[str] = []
+    val_before = val_after = None
+    if val.size:
+        val_before = per_pigment_metrics(Y[val], predict_preprocessed(bundle.model, X[val]), classes)
+        val_after = per_pigment_metrics(Y[val], predict_preprocessed(new.model, X[val]), classes)
+        if options.keep_base_where_worse:
+            kept = compare_metrics(val_before, val_after)
+    if kept:
+        log(f"keeping the base model's output for {', '.join(kept)} (validation F1 fell when finetuned)")
+        use = [c in kept for c in classes]
+        new = ModelBundle(model=merge_outputs(new.model, bundle.model, use), classes=classes,
+                          class_names=list(new.class_names), preprocess=config, metadata=new.metadata)
+    before = per_pigment_metrics(Y[split.test], predict_preprocessed(bundle.model, X[split.test]), classes)
+    after = per_pigment_metrics(Y[split.test], predict_preprocessed(new.model, X[split.test]), classes)
+    worse = compare_metrics(before, after)
+    warnings = list(summary["warnings"])
+    if worse:
+        msg = ("the finetuned model scores BELOW the base model on the test pixels for "
+               + ", ".join(f"{c} (F1 {before['per_pigment'][c]['f1']:.3f} -> {after['per_pigment'][c]['f1']:.3f})"
+                           for c in worse)
+               + "; prefer the base model for these pigments, or label more regions of them")
+        warnings.append(msg)
+        log("WARNING: " + msg)
+    masks = []
+    for i, s in enumerate(scans):
+        m = np.zeros(s.labelset.mask.shape, bool)
+        rows, cols = s.labelset.pixel_index()
+        sel = train_mask[offsets[i]:offsets[i + 1]]
+        m[rows[sel], cols[sel]] = True
+        masks.append(m)
+    report = {
+        "options": options.to_dict(), "seed": int(seed), "split": summary, "before": before, "after": after,
+        "worse_than_base": worse, "kept_base_outputs": kept, "validation_before": val_before,
+        "validation_after": val_after, "n_validation_pixels": int(val.size),
+        "n_training_spectra": {"labelled": int(inner.size), **extra_counts}, "warnings": warnings,
+        "history": history, "train_masks": masks, "seconds": time.perf_counter() - t0,
+    }
+    return new, report
