@@ -31,6 +31,11 @@ __all__ = [
     "pixel_spectra",
     "ProgressCallback",
     "TextProgressBar",
+    "model_sidecars",
+    "sidecar_path",
+    "metrics_summary",
+    "TrainConfig",
+    "FinetuneConfig",
 ]
 
 _WHERE = {
@@ -55,6 +60,11 @@ _WHERE = {
     "pixel_spectra": "predict",
     "ProgressCallback": "callbacks",
     "TextProgressBar": "callbacks",
+    "model_sidecars": "sidecars",
+    "sidecar_path": "sidecars",
+    "metrics_summary": "metrics",
+    "TrainConfig": "config",
+    "FinetuneConfig": "config",
 }
 
 

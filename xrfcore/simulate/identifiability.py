@@ -102,20 +102,20 @@ def analyse_mockup(scan_path: str | Path, regions_path: str | Path, *, partners:
     from xrfcore.physics import Instrument, finish_spectra, library_elements, render
     from xrfcore.physics.fluorescence import build_tables, intensities
     from xrfcore.simulate.dataset import pigment_matrix, stack_arrays
-    from xrfcore.simulate.mockup import (BOTTOM_MIXTURES, TOP_MIXTURES, _impure_library, _measured_background,
-                                         measured_instrument)
+    from xrfcore.simulate.measured import impure_library, measured_background, measured_instrument
+    from xrfcore.simulate.mockup import BOTTOM_MIXTURES, TOP_MIXTURES
 
     cells, meta = _cells(Path(scan_path), Path(regions_path))
     base = library if library is not None else load_library()
     measured = meta["variant"] == "measured"
-    lib = _impure_library(base) if measured else base
+    lib = impure_library(base) if measured else base
     ins = measured_instrument() if measured else Instrument()
     elements = library_elements(lib)
     names, pm, rho = pigment_matrix(lib, elements)
     cal, n_ch = meta["calibration"], meta["n_channels"]
     energy = cal.energies(n_ch)
     window = (energy >= e_min_kev) & (energy <= e_max_kev)
-    bg = _measured_background(energy) * 0.15 if measured else None
+    bg = measured_background(energy) * 0.15 if measured else None
     filler = names.index(lib.binder)
     by_class: dict[str, list[int]] = {}
     for i, p in enumerate(lib.pigments):

@@ -31,14 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from xrfcore.errors import SimulationError
 from xrfcore.scan import EnergyCalibration
+from xrfcore.simulate.measured import impure_library, measured_background, measured_instrument
 
 __all__ = ["TOP_MIXTURES", "BOTTOM_MIXTURES", "make_mockup", "measured_instrument", "write_mockup", "main"]
 
@@ -74,37 +73,6 @@ BOTTOM_MIXTURES: dict[str, dict[str, float]] = {
     "5C": _mix(("ZW", "VM", "CrY", "VG", "SA"), (10, 15, 15, 24, 36)),
     "6": {"VM": 1.0},
 }
-
-_IMPURE_FORMULAS = {"IO": "3PbO.500Fe2O3", "ZW": "9PbO.5000ZnO", "LW": "CuO.100Pb(OH)2.200PbCO3",
-                    "CrY": "20PbCrO4.PbSO4"}
-
-
-def measured_instrument(**changes: Any):
-    """The "measured" instrument of the demo (see the module docstring)."""
-    from xrfcore.physics import Instrument
-
-    base = Instrument(anode="Rh", tube_kv=40.0, tube_filters=(("Al", 2.699, 50.0),), noise_ev=125.0, fano=0.12,
-                      escape_scale=1.6, pileup_fraction=0.003, scatter_scale=1.8, secondary=True)
-    return replace(base, **changes)
-
-
-def _impure_library(library):
-    from xrfcore.library import PigmentLibrary
-
-    pigs = [replace(p, formula=_IMPURE_FORMULAS.get(p.abbr, p.formula)) for p in library.pigments]
-    return PigmentLibrary(pigments=pigs, classes=library.classes, class_names=library.class_names,
-                          version=library.version, binder=library.binder, ground=library.ground,
-                          pigment_to_binder_mass_ratio=library.pigment_to_binder_mass_ratio)
-
-
-def _measured_background(energy_kev: np.ndarray) -> np.ndarray:
-    e = np.clip(energy_kev, 1e-3, None)
-    hump = np.exp(-0.5 * (np.log(e / 6.0) / 0.55) ** 2)
-    shelf = np.exp(-(e - 1.0) / 2.5) * (e > 1.0)
-    b = (hump + 0.35 * shelf) / (1.0 + np.exp(-(energy_kev - 1.4) / 0.12))  # window roll-off
-    b[energy_kev > 30.0] = 0.0
-    return b / b.sum()
-
 
 def _layout(n_rows: int, n_cols: int, bare_cols: int):
     """Row band of each bottom mixture and column band of the bare area and each top mixture."""
@@ -162,7 +130,7 @@ def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration
                               f"{bare_cols + len(TOP_MIXTURES)} columns, got {shape}")
     base_lib = library if library is not None else load_library()
     measured = physics_variant == "measured"
-    lib = _impure_library(base_lib) if measured else base_lib
+    lib = impure_library(base_lib) if measured else base_lib
     ins = instrument if instrument is not None else (measured_instrument() if measured else Instrument())
     rng = np.random.default_rng(seed)
     elements = library_elements(lib)
@@ -218,7 +186,7 @@ def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration
         spec[a:b] = render(li, ra, co, tables, ins, calibration, n_channels)
     phys_total = spec.sum(axis=1)
     counts_px = count_level * phys_total / np.median(phys_total)
-    bg = _measured_background(calibration.energies(n_channels)) * 0.15 if measured else None
+    bg = measured_background(calibration.energies(n_channels)) * 0.15 if measured else None
     out = finish_spectra(spec, calibration, pileup_fraction=ins.pileup_fraction, background=bg,
                          total_counts=counts_px, rng=rng)
     if out.max() > np.iinfo(np.uint16).max:
