@@ -8,7 +8,7 @@ on, never used for validation). Recipes:
 
 * ``plain``: labelled pixels only, as before issue 15 (no augmentation, simulation, rehearsal,
   no base-output fallback);
-* ``full``: the default :class:`xrfcore.model.finetuning.FinetuneOptions`.
+* ``full``: the default :class:`xrfcore.model.config.FinetuneConfig`.
 
 Run from the repository root (about a minute per run on a 2-core CPU)::
 
@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     from xrfcore.io import open_scan
     from xrfcore.labels import load_labels
     from xrfcore.model import load_model
-    from xrfcore.model.finetuning import FinetuneOptions, finetune_labelled, labelled_scan
+    from xrfcore.model.config import FinetuneConfig
+    from xrfcore.model.finetuning import finetune_labelled, labelled_scan
 
     overrides = {}
     for item in a.set:
@@ -86,10 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             data = labelled_scan(scan, ls)
             for split in a.splits.split(","):
                 for recipe in a.recipes.split(","):
-                    opts = replace(FinetuneOptions(split=split), **RECIPES[recipe],
-                                   **overrides)
+                    opts = replace(FinetuneConfig(split=split, seed=a.seed), **RECIPES[recipe], **overrides)
                     t0 = time.perf_counter()
-                    _, rep = finetune_labelled(bundle, [data], options=opts, seed=a.seed)
+                    _, rep = finetune_labelled(bundle, [data], config=opts)
                     row = {
                         "mockup": name, "split": split, "recipe": recipe, "options": opts.to_dict(),
                         "seconds": round(time.perf_counter() - t0, 1),

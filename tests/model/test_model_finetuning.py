@@ -42,11 +42,11 @@ def tiny(tmp_path_factory):
 
 
 def _options(**kw):
-    from xrfcore.model.finetuning import FinetuneOptions
+    from xrfcore.model.config import FinetuneConfig
 
     base = dict(train_fraction=0.5, block_size=8, validation_fraction=0.25, augment_copies=1, simulate_per_stack=8,
                 rehearsal_ratio=0.2, stage1_epochs=1, stage2_epochs=1, batch_size=32, patience=1)
-    return FinetuneOptions(**{**base, **kw})
+    return FinetuneConfig(**{**base, **kw})
 
 
 def _data(tiny):
@@ -65,7 +65,7 @@ def test_region_split_finetune_scores_only_held_out_regions(tiny):
     from xrfcore.model.finetuning import finetune_labelled
 
     bundle, scan, ls, data = _data(tiny)
-    new, rep = finetune_labelled(bundle, [data], options=_options(), seed=0)
+    new, rep = finetune_labelled(bundle, [data], config=_options())
     train_mask = rep["train_masks"][0]
     units = (np.arange(24)[:, None] // 4) * 3 + (np.arange(24)[None, :] // 8)  # bands of 4 rows, blocks of 8 cols
     trained_units = set(units[train_mask].tolist())
@@ -85,8 +85,8 @@ def test_pixel_split_and_plain_recipe(tiny):
     from xrfcore.model.finetuning import finetune_labelled
 
     bundle, _, _, data = _data(tiny)
-    _, rep = finetune_labelled(bundle, [data], options=_options(split="pixels", augment_copies=0, simulate_per_stack=0,
-                                                                 rehearsal_ratio=0.0), seed=1)
+    _, rep = finetune_labelled(bundle, [data], config=_options(split="pixels", augment_copies=0, simulate_per_stack=0,
+                                                                rehearsal_ratio=0.0, seed=1))
     assert rep["split"]["kind"] == "pixels" and rep["split"]["n_test_regions"] == 0
     assert rep["n_training_spectra"]["augmented"] == 0 and rep["n_training_spectra"]["rehearsal"] == 0
 
@@ -155,3 +155,30 @@ def test_evaluate_cli_says_how_many_it_excluded(tiny, tmp_path, capsys):
     assert "excluded 96 of 576 labelled pixels" in capsys.readouterr().out
     assert main(args + ["--include-training-pixels"]) == 0
     assert "WARNING: 96 of the scored pixels finetuned this model" in capsys.readouterr().out
+
+
+def test_workflow_records_training_pixels_and_evaluate_leaves_them_out(tiny, tmp_path, monkeypatch, capsys):
+    from xrfcore.commands.finetune import finetune_summary
+    from xrfcore.model import load_model
+    from xrfcore.model.lineage import training_mask
+    from xrfcore.workflows import evaluate, finetune
+
+    monkeypatch.setenv("XRF_USER_DIR", str(tmp_path / "user"))
+    out = tmp_path / "wf.keras"
+    res = finetune(model=str(tiny / "base.keras"), scans=[str(tiny / "scan.h5")], labels=[str(tiny / "labels.json")],
+                   out=str(out), config=_options(block_size=32))  # one unit per band
+    assert res["split"] == "regions" and res["n_test_regions"] >= 1 and res["n_test"] > 0
+    assert set(res["held_out_regions"]) == set(CLASSES) and res["warnings"]
+    report = json.loads((tmp_path / "wf.finetune.json").read_text())
+    assert report["split_summary"]["n_test_pixels"] == res["n_test"]
+    assert report["base_on_test_pixels"]["n_spectra"] == res["n_test"]
+    model = load_model(out)
+    mask = training_mask(model.metadata, tiny / "scan.h5", (24, 24))
+    assert mask is not None and int(mask.sum()) == res["n_train"]
+    rec = model.metadata["training_pixels"][0]
+    assert rec["labels"] == "labels.json" and rec["n_pixels"] == res["n_train"]
+    m = evaluate(tiny / "scan.h5", tiny / "labels.json", model=out)
+    assert m["excluded_training_pixels"] == res["n_train"] and m["n_spectra"] == 24 * 24 - res["n_train"]
+    text = finetune_summary(res)
+    assert f"test: {res['n_test']} pixels in {res['n_test_regions']} regions" in text
+    assert "macro F1 on the test pixels: base model" in text and "WARNING: fewer than 3 regions held out" in text

@@ -27,75 +27,20 @@ Nothing here reads or writes files; :func:`labelled_scan` gathers one scan's lab
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from xrfcore.errors import ConfigError, LabelError
 from xrfcore.model.augment import augment_labelled, model_inputs
-from xrfcore.model.splits import SPLITS, Split, pixel_groups, split_by_region, split_pixels, split_summary
+from xrfcore.model.config import FinetuneConfig
+from xrfcore.model.splits import Split, pixel_groups, split_by_region, split_pixels, split_summary
 
-__all__ = ["FinetuneOptions", "LabelledScan", "labelled_scan", "finetune_labelled", "merge_outputs",
+__all__ = ["LabelledScan", "labelled_scan", "finetune_labelled", "merge_outputs",
            "compare_metrics"]
 
 ProgressFn = Callable[[int, dict], None]
-
-
-@dataclass(frozen=True)
-class FinetuneOptions:
-    """Settings of :func:`finetune_labelled` (JSON-able, recorded in the report and lineage).
-
-    Attributes
-    ----------
-    split : {"regions", "pixels"}
-        Whole regions (blocks of large regions) or random pixels to training/test.
-    train_fraction : float
-        Share of the units (regions/blocks, or pixels) that train; the rest is the test set.
-    block_size : int
-        Regions larger than this (pixels, rows or columns) are cut into blocks first.
-    validation_fraction : float
-        Share of the training units held out for early stopping (0: none, fixed epochs).
-    augment_copies : int
-        Augmented copies of every training pixel.
-    simulate_per_stack : int
-        Simulated spectra per stated (top, bottom) pigment set of the training regions (0: off).
-    rehearsal_ratio : float
-        Generic simulated spectra per training pixel (0: off).
-    keep_base_where_worse : bool
-        Use the base model's output for pigments whose validation F1 fell (:func:`merge_outputs`).
-    stage1_epochs, stage2_epochs, batch_size, patience, learning_rate_all : as :func:`xrfcore.model.finetune`.
-    """
-
-    split: str = "regions"
-    train_fraction: float = 0.2
-    block_size: int = 16
-    validation_fraction: float = 0.2
-    augment_copies: int = 2
-    simulate_per_stack: int = 64
-    rehearsal_ratio: float = 1.0
-    keep_base_where_worse: bool = True
-    stage1_epochs: int = 20
-    stage2_epochs: int = 30
-    batch_size: int = 64
-    patience: int = 5
-    learning_rate_all: float = 5e-4
-
-    def __post_init__(self) -> None:
-        if self.split not in SPLITS:
-            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
-        if not 0.0 < self.train_fraction < 1.0:
-            raise ConfigError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ConfigError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
-        for name in ("augment_copies", "simulate_per_stack", "stage1_epochs", "stage2_epochs"):
-            if int(getattr(self, name)) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.rehearsal_ratio < 0 or self.block_size < 1 or self.batch_size < 1:
-            raise ConfigError("rehearsal_ratio must be >= 0, block_size and batch_size >= 1")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -170,7 +115,7 @@ def compare_metrics(before: dict[str, Any], after: dict[str, Any], *, tolerance:
 
 
 def _validation_split(regions: np.ndarray, units: np.ndarray, Y: np.ndarray, train: np.ndarray,
-                      options: FinetuneOptions, seed: int) -> tuple[np.ndarray, np.ndarray]:
+                      options: FinetuneConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Inner training and validation indices (into the pooled arrays) within ``train``."""
     if options.validation_fraction <= 0:
         return train, np.zeros(0, np.int64)
@@ -192,7 +137,7 @@ def _count_range(spectra: np.ndarray) -> tuple[float, float]:
 
 
 def _extra_training(scans: list[LabelledScan], offsets: list[int], train_mask: np.ndarray, config: Any,
-                    classes: list[str], options: FinetuneOptions, seed: int, log: Callable[[str], None]):
+                    classes: list[str], options: FinetuneConfig, seed: int, log: Callable[[str], None]):
     """Augmented, simulated-stack and rehearsal spectra as model input, with their labels."""
     from xrfcore.simulate.labelled import region_stacks, rehearsal_spectra, scan_background_fraction, simulate_stacks
 
@@ -243,8 +188,8 @@ def _reorder(labels: np.ndarray, have: list[str], want: list[str]) -> np.ndarray
     return labels[:, [have.index(c) for c in want]].astype(np.uint8)
 
 
-def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, options: FinetuneOptions = FinetuneOptions(),
-                      seed: int = 0, progress: ProgressFn | None = None,
+def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, config: FinetuneConfig = FinetuneConfig(),
+                      progress: ProgressFn | None = None,
                       log: Callable[[str], None] = lambda msg: None) -> tuple[Any, dict[str, Any]]:
     """Split, finetune and score on never-trained pixels; see the module docstring.
 
@@ -253,9 +198,9 @@ def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, options: Fi
     bundle : ModelBundle
         The base model (left unchanged).
     scans : sequence of LabelledScan
-    options : FinetuneOptions
-    seed : int
-        Seeds the split, the simulations, augmentation and training.
+    config : FinetuneConfig
+        Split, data recipe and training settings; ``config.seed`` seeds the split, the
+        simulations, augmentation and training.
     progress : callable(epoch, logs), optional
         Keras epoch progress (``logs["stage"]`` names the stage).
     log : callable(str)
@@ -263,18 +208,23 @@ def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, options: Fi
     Returns
     -------
     bundle : ModelBundle
-        The finetuned model (unsaved); ``metadata["finetune_split"]`` holds the split summary.
+        The finetuned model (unsaved).
     report : dict
-        ``options``, ``split`` (:func:`xrfcore.model.splits.split_summary`), ``before``/``after``
-        (:func:`xrfcore.model.per_pigment_metrics` on the same test pixels), ``worse_than_base``,
-        ``kept_base_outputs``, ``validation_before``/``validation_after``, ``n_training_spectra``,
-        ``warnings``, ``history``, ``train_masks`` (per scan, (H, W) bool; not JSON) and ``seconds``.
+        ``config``, ``split`` (:func:`xrfcore.model.splits.split_summary`), ``before``/``after``
+        (:func:`xrfcore.model.per_pigment_metrics` of the base and the finetuned model on the same
+        test pixels), ``worse_than_base``, ``kept_base_outputs``, ``validation_before``/``validation_after``,
+        ``n_validation_pixels``, ``n_training_spectra``, ``warnings``, ``history``, ``train_masks``
+        (per scan, (H, W) bool, the training part including validation; not JSON) and ``seconds``.
 
     Raises
     ------
     LabelError
         Too few regions or pixels for the split.
     """
+    options = config
+    seed = int(config.seed)
+    if not isinstance(config, FinetuneConfig):
+        raise ConfigError(f"config must be a FinetuneConfig, got {type(config).__name__}")
     from xrfcore.model.bundle import ModelBundle
     from xrfcore.model.metrics import per_pigment_metrics
     from xrfcore.model.predict import predict_preprocessed
@@ -285,8 +235,8 @@ def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, options: Fi
     if not scans:
         raise LabelError("no labelled scan given")
     classes = list(bundle.classes)
-    config = bundle.preprocess
-    X = np.concatenate([model_inputs(s.spectra, s.calibration, config) for s in scans])
+    pre = bundle.preprocess
+    X = np.concatenate([model_inputs(s.spectra, s.calibration, pre) for s in scans])
     Y = np.concatenate([s.labels for s in scans]).astype(np.uint8)
     offsets = list(np.cumsum([0] + [s.spectra.shape[0] for s in scans]))
     regions, units = pixel_groups([s.labelset.region_index for s in scans], [s.labelset.mask for s in scans],
@@ -306,14 +256,13 @@ def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, options: Fi
     train_mask[split.train] = True  # every pixel of the training part counts as trained-on (validation too)
     inner_mask = np.zeros(X.shape[0], bool)
     inner_mask[inner] = True
-    X_extra, Y_extra, extra_counts = _extra_training(scans, offsets, inner_mask, config, classes, options, seed, log)
+    X_extra, Y_extra, extra_counts = _extra_training(scans, offsets, inner_mask, pre, classes, options, seed, log)
     X_fit = np.concatenate([X[inner], X_extra])
     Y_fit = np.concatenate([Y[inner], Y_extra])
-    new, history = finetune(bundle, X_fit, Y_fit, stage1_epochs=options.stage1_epochs,
-                            stage2_epochs=options.stage2_epochs, batch_size=options.batch_size, seed=seed,
-                            patience=options.patience, learning_rate_all=options.learning_rate_all,
-                            validation=(X[val], Y[val]) if val.size else None, validation_fraction=0.0,
-                            progress=progress, data_info={"split": split.kind, "options": options.to_dict()})
+    new, history = finetune(bundle, X_fit, Y_fit, config=replace(config, validation_fraction=0.0),
+                            validation=(X[val], Y[val]) if val.size else None, progress=progress,
+                            data_info={"split": split.kind, "n_test": int(split.test.size),
+                                       "n_validation": int(val.size)})
     kept: list[str] = []
     val_before = val_after = None
     if val.size:
@@ -325,7 +274,7 @@ def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, options: Fi
         log(f"keeping the base model's output for {', '.join(kept)} (validation F1 fell when finetuned)")
         use = [c in kept for c in classes]
         new = ModelBundle(model=merge_outputs(new.model, bundle.model, use), classes=classes,
-                          class_names=list(new.class_names), preprocess=config, metadata=new.metadata)
+                          class_names=list(new.class_names), preprocess=pre, metadata=new.metadata)
     before = per_pigment_metrics(Y[split.test], predict_preprocessed(bundle.model, X[split.test]), classes)
     after = per_pigment_metrics(Y[split.test], predict_preprocessed(new.model, X[split.test]), classes)
     worse = compare_metrics(before, after)
@@ -345,7 +294,7 @@ def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, options: Fi
         m[rows[sel], cols[sel]] = True
         masks.append(m)
     report = {
-        "options": options.to_dict(), "seed": int(seed), "split": summary, "before": before, "after": after,
+        "config": config.to_dict(), "split": summary, "before": before, "after": after,
         "worse_than_base": worse, "kept_base_outputs": kept, "validation_before": val_before,
         "validation_after": val_after, "n_validation_pixels": int(val.size),
         "n_training_spectra": {"labelled": int(inner.size), **extra_counts}, "warnings": warnings,

@@ -28,6 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from xrfcore.errors import LabelError
+from xrfcore.model.config import FINETUNE_SPLITS
 
 __all__ = [
     "SPLITS",
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 #: Accepted values of the ``split`` option of finetuning.
-SPLITS = ("regions", "pixels")
+SPLITS = FINETUNE_SPLITS
 #: Fewer wholly held-out regions than this per pigment make its test score a warning.
 MIN_HELD_OUT_REGIONS = 3
 
