@@ -182,3 +182,18 @@ def test_workflow_records_training_pixels_and_evaluate_leaves_them_out(tiny, tmp
     text = finetune_summary(res)
     assert f"test: {res['n_test']} pixels in {res['n_test_regions']} regions" in text
     assert "macro F1 on the test pixels: base model" in text and "WARNING: fewer than 3 regions held out" in text
+
+
+def test_job_options_carry_the_split_and_recipe():
+    from xrfcore.errors import ConfigError
+    from xrfcore.workflows import finetune_config_from_options
+
+    run, cfg = finetune_config_from_options({"scans": ["s.h5"], "labels": ["l.json"], "out": "o.keras",
+                                             "split": "pixels", "block_size": 8, "augment_copies": 0,
+                                             "simulate_per_stack": 16, "rehearsal_ratio": 0.5,
+                                             "keep_base_where_worse": False})
+    assert run["out"] == "o.keras"
+    assert (cfg.split, cfg.block_size, cfg.augment_copies, cfg.simulate_per_stack, cfg.rehearsal_ratio,
+            cfg.keep_base_where_worse) == ("pixels", 8, 0, 16, 0.5, False)
+    with pytest.raises(ConfigError, match="split must be one of regions, pixels"):
+        finetune_config_from_options({"split": "cells"})
