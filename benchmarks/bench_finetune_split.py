@@ -8,7 +8,8 @@ on, never used for validation). Recipes:
 
 * ``plain``: labelled pixels only, as before issue 15 (no augmentation, simulation, rehearsal,
   no base-output fallback);
-* ``full``: the default :class:`xrfcore.model.config.FinetuneConfig`.
+* ``full``: the default :class:`xrfcore.model.config.FinetuneConfig`;
+* ``gentle``: ``full`` with three rehearsal spectra per training pixel and stage-2 lr 2e-4.
 
 Run from the repository root (about a minute per run on a 2-core CPU)::
 
@@ -34,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 RECIPES = {
     "plain": dict(augment_copies=0, simulate_per_stack=0, rehearsal_ratio=0.0, keep_base_where_worse=False),
     "full": {},
+    "gentle": dict(rehearsal_ratio=3.0, learning_rate_all=2e-4),
 }
 
 
@@ -56,7 +58,7 @@ def _f1(metrics: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "finetune_split.json"))
-    p.add_argument("--recipes", default="plain,full")
+    p.add_argument("--recipes", default="plain,full,gentle")
     p.add_argument("--splits", default="regions,pixels")
     p.add_argument("--mockups", default="demo,independent")
     p.add_argument("--seed", type=int, default=0)

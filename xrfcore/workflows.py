@@ -530,7 +530,8 @@ def finetune(
         (base and finetuned model on the same test pixels), ``per_pigment_f1`` (class ->
         [before, after]), ``n_train``, ``n_test`` (pixels), ``n_test_regions``,
         ``held_out_regions`` (pigment -> regions wholly held out), ``worse_than_base``,
-        ``kept_base_outputs``, ``warnings``, and ``registered_as`` when registered.
+        ``kept_base_outputs``, ``finetuned_weight`` (pigment -> share of the finetuned output in the
+        saved model, the rest the base model's), ``warnings``, and ``registered_as`` when registered.
 
     Raises
     ------
@@ -578,7 +579,7 @@ def finetune(
     lineage = {"base_model": str(base_path.resolve()), "base_sha256": bundle.sha256, **data_info,
                "config": config.to_dict(), "held_out_regions": split["held_out_regions"],
                "worse_than_base": rep["worse_than_base"], "kept_base_outputs": rep["kept_base_outputs"],
-               "warnings": rep["warnings"],
+               "finetuned_weight": rep["finetuned_weight"], "warnings": rep["warnings"],
                "metrics_before": metrics_summary(before), "metrics_after": metrics_summary(after)}
     meta = dict(new.metadata)
     meta["finetune"] = lineage
@@ -587,8 +588,8 @@ def finetune(
     report = {"base_model": str(base_path.resolve()), "base_sha256": bundle.sha256, **data_info,
               "config": config.to_dict(), "split_summary": split, "before": before, "after": after,
               "base_on_test_pixels": metrics_summary(before), "worse_than_base": rep["worse_than_base"],
-              "kept_base_outputs": rep["kept_base_outputs"], "warnings": rep["warnings"],
-              "validation_before": rep["validation_before"], "validation_after": rep["validation_after"],
+              "kept_base_outputs": rep["kept_base_outputs"], "finetuned_weight": rep["finetuned_weight"],
+              "warnings": rep["warnings"], "validation_before": rep["validation_before"], "validation_after": rep["validation_after"],
               "n_validation_pixels": rep["n_validation_pixels"], "n_training_spectra": rep["n_training_spectra"],
               "history": json_safe(rep["history"])}
     progress(0.96, "saving")
@@ -608,7 +609,7 @@ def finetune(
         "n_train": split["n_train_pixels"], "n_test": split["n_test_pixels"],
         "n_test_regions": split["n_test_regions"], "held_out_regions": split["held_out_regions"],
         "worse_than_base": rep["worse_than_base"], "kept_base_outputs": rep["kept_base_outputs"],
-        "warnings": rep["warnings"],
+        "finetuned_weight": rep["finetuned_weight"], "warnings": rep["warnings"],
     }
     if register:
         entry = register_model(out_path, name=name, base_sha256=bundle.sha256, lineage=lineage,

@@ -91,6 +91,18 @@ def test_pixel_split_and_plain_recipe(tiny):
     assert rep["n_training_spectra"]["augmented"] == 0 and rep["n_training_spectra"]["rehearsal"] == 0
 
 
+def test_output_weights_follow_the_validation_loss():
+    from xrfcore.model.finetuning import choose_output_weights
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((200, 3)) < 0.5).astype(np.uint8)
+    good = np.where(y == 1, 0.9, 0.1)
+    bad = np.where(y == 1, 0.3, 0.7)
+    p_base = np.stack([bad[:, 0], good[:, 1], good[:, 2]], axis=1)
+    p_ft = np.stack([good[:, 0], bad[:, 1], good[:, 2]], axis=1)
+    assert choose_output_weights(y, p_base, p_ft).tolist() == [1.0, 0.0, 1.0]
+
+
 def test_merge_outputs_takes_base_outputs_where_asked_and_saves(tiny, tmp_path):
     import keras
 
@@ -103,10 +115,16 @@ def test_merge_outputs_takes_base_outputs_where_asked_and_saves(tiny, tmp_path):
     other.set_weights([w + 0.05 for w in base.model.get_weights()])
     use = np.zeros(len(CLASSES), bool)
     use[[2, 9]] = True
-    merged = merge_outputs(other, base.model, use)
+    weight = np.where(use, 0.0, 1.0)
+    weight[5] = 0.25
+    merged = merge_outputs(other, base.model, weight)
     x = np.random.default_rng(0).random((5, base.n_channels)).astype(np.float32)
     pm, pb, po = (predict_preprocessed(m, x, method="call") for m in (merged, base.model, other))
-    assert np.allclose(pm[:, use], pb[:, use], atol=1e-6) and np.allclose(pm[:, ~use], po[:, ~use], atol=1e-6)
+    assert np.allclose(pm[:, use], pb[:, use], atol=1e-6)
+    rest = ~use
+    rest[5] = False
+    assert np.allclose(pm[:, rest], po[:, rest], atol=1e-6)
+    assert np.allclose(pm[:, 5], 0.25 * po[:, 5] + 0.75 * pb[:, 5], atol=1e-6)
     assert not np.allclose(pb, po, atol=1e-4)
     out = save_model(ModelBundle(merged, base.classes, base.class_names, base.preprocess, {}), tmp_path / "m.keras")
     again = load_model(out)

@@ -13,8 +13,10 @@ head with the convolutions frozen; stage 2 trains all layers at lr 5e-4; batch 6
 The base and the finetuned model are scored on the same test pixels, printed and saved as
 NEW.finetune.json next to the model, with the number of test regions and pixels; a warning is
 printed when fewer than 3 regions per pigment were held out, and loudly when the finetuned model
-is worse than the base model for a pigment. Where a pigment's validation F1 fell, the new model
-keeps the base model's output for it (--no-keep-base turns that off). The new model records its
+is worse than the base model for a pigment. Per pigment, the new model mixes the finetuned and the
+base model's output with the weight (0, 1/4, ..., 1) that gives the lowest loss on the validation
+regions, so a pigment finetuning did not help keeps the base model's output (--no-keep-base: the
+finetuned output everywhere). The new model records its
 lineage, including which pixels of which scan trained it (so `evaluate` leaves them out), and is
 added to the models index. The base model and the shipped default model are never overwritten.
 Labels: region JSON, CSV (x0,y0,x1,y1,top,bottom) or dense HDF5 (see xrfcore.labels).
@@ -57,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rehearsal-ratio", type=float, default=1.0,
                         help="generic simulated spectra per training pixel (1.0; 0 = off)")
     parser.add_argument("--no-keep-base", action="store_true",
-                        help="do not fall back to the base model's output for pigments whose validation F1 fell")
+                        help="use the finetuned output for every pigment (default: mix in the base model's output where "
+                             "that lowers the validation loss)")
     parser.add_argument("--name", help="name in the models index (default: file name)")
     parser.add_argument("--no-register", action="store_true", help="do not add the model to the models index")
 
@@ -102,9 +105,11 @@ def finetune_summary(result: dict) -> str:
         f"{result['macro_f1_after']:.3f}",
         "held-out regions per pigment: " + ", ".join(f"{c} {n}" for c, n in held.items()),
     ]
-    if result.get("kept_base_outputs"):
-        lines.append("kept the base model's output for " + ", ".join(result["kept_base_outputs"])
-                     + " (their validation F1 fell when finetuned)")
+    mixed = {c: w for c, w in (result.get("finetuned_weight") or {}).items() if w < 1.0}
+    if mixed:
+        lines.append("the saved model uses the base model's output for "
+                     + ", ".join(f"{c} ({100 * (1 - w):.0f} %)" for c, w in mixed.items())
+                     + ": finetuning did not lower their loss on the validation regions")
     for w in result.get("warnings") or []:
         lines.append("WARNING: " + w)
     if result.get("worse_than_base"):

@@ -170,8 +170,9 @@ class FinetuneConfig:
         Generic simulated spectra (the pretraining distribution, on the scan's calibration) per
         training pixel; 0 = none.
     keep_base_where_worse : bool
-        Where a pigment's F1 on the validation regions fell with finetuning, the saved model
-        gives the base model's output for that pigment (:func:`xrfcore.model.finetuning.merge_outputs`).
+        The saved model mixes, per pigment, the finetuned and the base model's output with the
+        weight that gives the lowest loss on the validation regions (0 = the base model's output
+        where finetuning did not help; :func:`xrfcore.model.finetuning.choose_output_weights`).
     """
 
     train_fraction: float = 0.2

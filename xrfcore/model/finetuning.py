@@ -16,10 +16,11 @@ regions of the training part for early stopping, builds the training set and fin
 
 The base and the finetuned model are then scored on the same test pixels (never trained on); the
 report lists pigments where the finetuned model is worse than the base model
-(``worse_than_base``) and carries every warning. With ``keep_base_where_worse`` the finetuned
-model's output of a pigment whose *validation* F1 fell below the base model's is replaced by the
-base model's output (:func:`merge_outputs`); the choice is made on validation regions, never on
-the test pixels.
+(``worse_than_base``) and carries every warning. With ``keep_base_where_worse`` the saved model
+gives, per pigment, ``w * finetuned + (1 - w) * base`` with ``w`` in {0, 0.25, 0.5, 0.75, 1}
+chosen by the lowest loss on the *validation* regions (:func:`choose_output_weights`,
+:func:`merge_outputs`): ``w = 0`` keeps the base model's output where finetuning did not help
+on regions it did not train on. The choice never looks at the test pixels.
 
 Nothing here reads or writes files; :func:`labelled_scan` gathers one scan's labelled pixels.
 """
@@ -37,8 +38,8 @@ from xrfcore.model.augment import augment_labelled, model_inputs
 from xrfcore.model.config import FinetuneConfig
 from xrfcore.model.splits import Split, pixel_groups, split_by_region, split_pixels, split_summary
 
-__all__ = ["LabelledScan", "labelled_scan", "finetune_labelled", "merge_outputs",
-           "compare_metrics"]
+__all__ = ["LabelledScan", "labelled_scan", "finetune_labelled", "merge_outputs", "choose_output_weights",
+           "compare_metrics", "MIX_GRID"]
 
 ProgressFn = Callable[[int, dict], None]
 
@@ -73,19 +74,19 @@ def labelled_scan(scan: Any, labelset: Any, *, source: dict[str, Any] | None = N
     return LabelledScan(pixel_spectra(scan, labelset.mask), labelset, scan.calibration, dict(source or {}))
 
 
-def merge_outputs(finetuned: Any, base: Any, use_base: Sequence[bool]) -> Any:
-    """One Keras model whose output k is the base model's where ``use_base[k]``, else the finetuned one's.
+def merge_outputs(finetuned: Any, base: Any, finetuned_weight: Sequence[float]) -> Any:
+    """One Keras model whose output k is ``w_k * finetuned_k + (1 - w_k) * base_k``.
 
-    Built from built-in layers only (the two networks, a Concatenate and a fixed selecting
-    Dense), so it saves and loads in safe mode like any pigment model. Inference costs two
-    networks.
+    ``w_k = 0`` gives the base model's output, ``1`` the finetuned one's. Built from built-in
+    layers only (the two networks, a Concatenate and a fixed Dense), so it saves and loads in
+    safe mode like any pigment model. Inference costs two networks.
     """
     import keras
 
-    use = np.asarray(use_base, dtype=bool)
+    w_ft = np.asarray(finetuned_weight, dtype=np.float32)
     k = int(finetuned.output_shape[-1])
-    if use.shape != (k,):
-        raise ConfigError(f"use_base must have one flag per output ({k}), got {use.shape}")
+    if w_ft.shape != (k,) or np.any(w_ft < 0) or np.any(w_ft > 1):
+        raise ConfigError(f"need one weight in [0, 1] per output ({k}), got {np.asarray(finetuned_weight)!r}")
     ft = keras.models.clone_model(finetuned)
     ft.set_weights(finetuned.get_weights())
     bs = keras.models.clone_model(base)
@@ -94,13 +95,44 @@ def merge_outputs(finetuned: Any, base: Any, use_base: Sequence[bool]) -> Any:
     bs.name = "base"
     inp = keras.Input(shape=finetuned.input_shape[1:], name="spectrum")
     both = keras.layers.Concatenate(name="both_outputs")([ft(inp), bs(inp)])
-    select = keras.layers.Dense(k, use_bias=False, trainable=False, name="keep_base_where_worse")
-    out = select(both)
+    mix = keras.layers.Dense(k, use_bias=False, trainable=False, name="base_where_worse")
+    out = mix(both)
     w = np.zeros((2 * k, k), np.float32)
-    for j in range(k):
-        w[(k + j) if use[j] else j, j] = 1.0
-    select.set_weights([w])
+    w[np.arange(k), np.arange(k)] = w_ft
+    w[k + np.arange(k), np.arange(k)] = 1.0 - w_ft
+    mix.set_weights([w])
     return keras.Model(inp, out, name="finetuned_with_base_outputs")
+
+
+#: Weights of the finetuned output tried per pigment by :func:`choose_output_weights`.
+MIX_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def choose_output_weights(y_true: np.ndarray, p_base: np.ndarray, p_finetuned: np.ndarray, *,
+                          grid: Sequence[float] = MIX_GRID) -> np.ndarray:
+    """Per pigment, the weight of the finetuned output (from ``grid``) with the lowest validation loss.
+
+    Binary cross-entropy of ``w p_finetuned + (1 - w) p_base`` on validation pixels; ties go to
+    the larger weight (the finetuned model). A pigment whose loss the finetuning did not lower
+    gets weight 0 (the base model's output).
+
+    Examples
+    --------
+    >>> y = np.array([[1, 0], [0, 1]])
+    >>> choose_output_weights(y, np.array([[0.9, 0.1], [0.1, 0.9]]), np.array([[0.95, 0.9], [0.05, 0.1]])).tolist()
+    [1.0, 0.0]
+    """
+    y = np.asarray(y_true, dtype=np.float64)
+    pb = np.asarray(p_base, dtype=np.float64)
+    pf = np.asarray(p_finetuned, dtype=np.float64)
+    best = np.ones(y.shape[1])
+    best_loss = np.full(y.shape[1], np.inf)
+    for w in sorted(grid, reverse=True):
+        p = np.clip(w * pf + (1 - w) * pb, 1e-7, 1 - 1e-7)
+        loss = -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean(axis=0)
+        better = loss < best_loss - 1e-12
+        best[better], best_loss[better] = w, loss[better]
+    return best
 
 
 def compare_metrics(before: dict[str, Any], after: dict[str, Any], *, tolerance: float = 0.0) -> list[str]:
@@ -264,16 +296,20 @@ def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, config: Fin
                             data_info={"split": split.kind, "n_test": int(split.test.size),
                                        "n_validation": int(val.size)})
     kept: list[str] = []
+    weights = np.ones(len(classes))
     val_before = val_after = None
     if val.size:
-        val_before = per_pigment_metrics(Y[val], predict_preprocessed(bundle.model, X[val]), classes)
-        val_after = per_pigment_metrics(Y[val], predict_preprocessed(new.model, X[val]), classes)
+        p_base_val = predict_preprocessed(bundle.model, X[val])
+        p_ft_val = predict_preprocessed(new.model, X[val])
+        val_before = per_pigment_metrics(Y[val], p_base_val, classes)
+        val_after = per_pigment_metrics(Y[val], p_ft_val, classes)
         if options.keep_base_where_worse:
-            kept = compare_metrics(val_before, val_after)
-    if kept:
-        log(f"keeping the base model's output for {', '.join(kept)} (validation F1 fell when finetuned)")
-        use = [c in kept for c in classes]
-        new = ModelBundle(model=merge_outputs(new.model, bundle.model, use), classes=classes,
+            weights = choose_output_weights(Y[val], p_base_val, p_ft_val)
+    kept = [c for c, w in zip(classes, weights) if w == 0.0]
+    if np.any(weights < 1.0):
+        log("output of the saved model per pigment (share of the finetuned model, rest base model, chosen on the "
+            "validation regions): " + ", ".join(f"{c} {w:g}" for c, w in zip(classes, weights) if w < 1.0))
+        new = ModelBundle(model=merge_outputs(new.model, bundle.model, weights), classes=classes,
                           class_names=list(new.class_names), preprocess=pre, metadata=new.metadata)
     before = per_pigment_metrics(Y[split.test], predict_preprocessed(bundle.model, X[split.test]), classes)
     after = per_pigment_metrics(Y[split.test], predict_preprocessed(new.model, X[split.test]), classes)
@@ -295,7 +331,8 @@ def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, config: Fin
         masks.append(m)
     report = {
         "config": config.to_dict(), "split": summary, "before": before, "after": after,
-        "worse_than_base": worse, "kept_base_outputs": kept, "validation_before": val_before,
+        "worse_than_base": worse, "kept_base_outputs": kept,
+        "finetuned_weight": {c: float(w) for c, w in zip(classes, weights)}, "validation_before": val_before,
         "validation_after": val_after, "n_validation_pixels": int(val.size),
         "n_training_spectra": {"labelled": int(inner.size), **extra_counts}, "warnings": warnings,
         "history": history, "train_masks": masks, "seconds": time.perf_counter() - t0,
