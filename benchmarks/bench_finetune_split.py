@@ -58,7 +58,7 @@ def _f1(metrics: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "finetune_split.json"))
-    p.add_argument("--recipes", default="plain,full,gentle")
+    p.add_argument("--recipes", default="plain,full")
     p.add_argument("--splits", default="regions,pixels")
     p.add_argument("--mockups", default="demo,independent")
     p.add_argument("--seed", type=int, default=0)
@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                         "macro_f1_after": round(rep["after"]["macro"]["f1"], 4),
                         "f1_before": _f1(rep["before"]), "f1_after": _f1(rep["after"]),
                         "worse_than_base": rep["worse_than_base"], "kept_base_outputs": rep["kept_base_outputs"],
+                        "finetuned_weight": rep["finetuned_weight"],
                         "warnings": rep["warnings"],
                     }
                     results.append(row)

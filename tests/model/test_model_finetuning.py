@@ -101,6 +101,9 @@ def test_output_weights_follow_the_validation_loss():
     p_base = np.stack([bad[:, 0], good[:, 1], good[:, 2]], axis=1)
     p_ft = np.stack([good[:, 0], bad[:, 1], good[:, 2]], axis=1)
     assert choose_output_weights(y, p_base, p_ft).tolist() == [1.0, 0.0, 1.0]
+    # a finetuned output that loses F1 (positives pushed below the threshold) is not taken
+    shifted = np.where(y == 1, 0.45, 0.1)
+    assert choose_output_weights(y, good, shifted)[:1].tolist() == [0.0]
 
 
 def test_merge_outputs_takes_base_outputs_where_asked_and_saves(tiny, tmp_path):

@@ -15,7 +15,8 @@ NEW.finetune.json next to the model, with the number of test regions and pixels;
 printed when fewer than 3 regions per pigment were held out, and loudly when the finetuned model
 is worse than the base model for a pigment. Per pigment, the new model mixes the finetuned and the
 base model's output with the weight (0, 1/4, ..., 1) that gives the lowest loss on the validation
-regions, so a pigment finetuning did not help keeps the base model's output (--no-keep-base: the
+regions without lowering their F1 below the base model's, so a pigment finetuning did not help
+keeps the base model's output (--no-keep-base: the
 finetuned output everywhere). The new model records its
 lineage, including which pixels of which scan trained it (so `evaluate` leaves them out), and is
 added to the models index. The base model and the shipped default model are never overwritten.
@@ -109,7 +110,7 @@ def finetune_summary(result: dict) -> str:
     if mixed:
         lines.append("the saved model uses the base model's output for "
                      + ", ".join(f"{c} ({100 * (1 - w):.0f} %)" for c, w in mixed.items())
-                     + ": finetuning did not lower their loss on the validation regions")
+                     + ": finetuning did not help them on the validation regions")
     for w in result.get("warnings") or []:
         lines.append("WARNING: " + w)
     if result.get("worse_than_base"):

@@ -171,8 +171,9 @@ class FinetuneConfig:
         training pixel; 0 = none.
     keep_base_where_worse : bool
         The saved model mixes, per pigment, the finetuned and the base model's output with the
-        weight that gives the lowest loss on the validation regions (0 = the base model's output
-        where finetuning did not help; :func:`xrfcore.model.finetuning.choose_output_weights`).
+        weight that gives the lowest loss on the validation regions without lowering their F1
+        below the base model's (0 = the base model's output where finetuning did not help;
+        :func:`xrfcore.model.finetuning.choose_output_weights`).
     """
 
     train_fraction: float = 0.2

@@ -18,9 +18,10 @@ The base and the finetuned model are then scored on the same test pixels (never 
 report lists pigments where the finetuned model is worse than the base model
 (``worse_than_base``) and carries every warning. With ``keep_base_where_worse`` the saved model
 gives, per pigment, ``w * finetuned + (1 - w) * base`` with ``w`` in {0, 0.25, 0.5, 0.75, 1}
-chosen by the lowest loss on the *validation* regions (:func:`choose_output_weights`,
-:func:`merge_outputs`): ``w = 0`` keeps the base model's output where finetuning did not help
-on regions it did not train on. The choice never looks at the test pixels.
+chosen on the *validation* regions: the lowest loss among the weights whose F1 is not below the
+base model's (:func:`choose_output_weights`, :func:`merge_outputs`); ``w = 0`` keeps the base
+model's output where finetuning did not help on regions it did not train on. The choice never
+looks at the test pixels.
 
 Nothing here reads or writes files; :func:`labelled_scan` gathers one scan's labelled pixels.
 """
@@ -109,12 +110,14 @@ MIX_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def choose_output_weights(y_true: np.ndarray, p_base: np.ndarray, p_finetuned: np.ndarray, *,
-                          grid: Sequence[float] = MIX_GRID) -> np.ndarray:
-    """Per pigment, the weight of the finetuned output (from ``grid``) with the lowest validation loss.
+                          grid: Sequence[float] = MIX_GRID, threshold: float = 0.5) -> np.ndarray:
+    """Per pigment, the weight of the finetuned output (from ``grid``) chosen on validation pixels.
 
-    Binary cross-entropy of ``w p_finetuned + (1 - w) p_base`` on validation pixels; ties go to
-    the larger weight (the finetuned model). A pigment whose loss the finetuning did not lower
-    gets weight 0 (the base model's output).
+    Candidates are the weights whose mixed output ``w p_finetuned + (1 - w) p_base`` has a
+    validation F1 (at ``threshold``) no lower than the base model's (``w = 0`` always qualifies);
+    among them the one with the lowest binary cross-entropy wins, ties going to the larger weight.
+    So a pigment that finetuning did not help on regions it never trained on keeps the base
+    model's output.
 
     Examples
     --------
@@ -122,15 +125,24 @@ def choose_output_weights(y_true: np.ndarray, p_base: np.ndarray, p_finetuned: n
     >>> choose_output_weights(y, np.array([[0.9, 0.1], [0.1, 0.9]]), np.array([[0.95, 0.9], [0.05, 0.1]])).tolist()
     [1.0, 0.0]
     """
-    y = np.asarray(y_true, dtype=np.float64)
+    y = np.asarray(y_true).astype(bool)
     pb = np.asarray(p_base, dtype=np.float64)
     pf = np.asarray(p_finetuned, dtype=np.float64)
-    best = np.ones(y.shape[1])
+
+    def f1(p: np.ndarray) -> np.ndarray:
+        pred = p >= threshold
+        tp = (pred & y).sum(axis=0)
+        wrong = (pred ^ y).sum(axis=0)
+        return np.where(tp + wrong > 0, 2 * tp / np.maximum(2 * tp + wrong, 1), 0.0)
+
+    f1_base = f1(pb)
+    best = np.zeros(y.shape[1])
     best_loss = np.full(y.shape[1], np.inf)
-    for w in sorted(grid, reverse=True):
-        p = np.clip(w * pf + (1 - w) * pb, 1e-7, 1 - 1e-7)
-        loss = -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean(axis=0)
-        better = loss < best_loss - 1e-12
+    for w in sorted(set(grid) | {0.0}, reverse=True):
+        p = w * pf + (1 - w) * pb
+        pc = np.clip(p, 1e-7, 1 - 1e-7)
+        loss = -(y * np.log(pc) + (~y) * np.log(1 - pc)).mean(axis=0)
+        better = (f1(p) >= f1_base - 1e-12) & (loss < best_loss - 1e-12)
         best[better], best_loss[better] = w, loss[better]
     return best
 
@@ -244,7 +256,8 @@ def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, config: Fin
     report : dict
         ``config``, ``split`` (:func:`xrfcore.model.splits.split_summary`), ``before``/``after``
         (:func:`xrfcore.model.per_pigment_metrics` of the base and the finetuned model on the same
-        test pixels), ``worse_than_base``, ``kept_base_outputs``, ``validation_before``/``validation_after``,
+        test pixels), ``worse_than_base``, ``kept_base_outputs`` (pigments given the base model's output),
+        ``finetuned_weight`` (pigment -> share of the finetuned output), ``validation_before``/``validation_after``,
         ``n_validation_pixels``, ``n_training_spectra``, ``warnings``, ``history``, ``train_masks``
         (per scan, (H, W) bool, the training part including validation; not JSON) and ``seconds``.
 
