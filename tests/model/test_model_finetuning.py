@@ -114,8 +114,11 @@ def test_merge_outputs_takes_base_outputs_where_asked_and_saves(tiny, tmp_path):
     from xrfcore.model.predict import predict_preprocessed
 
     base = load_model(tiny / "base.keras")
+    from xrfcore.model.train import WeightedBinaryCrossentropy
+
     other = keras.models.clone_model(base.model)
     other.set_weights([w + 0.05 for w in base.model.get_weights()])
+    other.compile(optimizer="adam", loss=WeightedBinaryCrossentropy([2.0] * len(CLASSES)))  # as after finetuning
     use = np.zeros(len(CLASSES), bool)
     use[[2, 9]] = True
     weight = np.where(use, 0.0, 1.0)

@@ -88,12 +88,16 @@ def merge_outputs(finetuned: Any, base: Any, finetuned_weight: Sequence[float]) 
     k = int(finetuned.output_shape[-1])
     if w_ft.shape != (k,) or np.any(w_ft < 0) or np.any(w_ft > 1):
         raise ConfigError(f"need one weight in [0, 1] per output ({k}), got {np.asarray(finetuned_weight)!r}")
-    ft = keras.models.clone_model(finetuned)
-    ft.set_weights(finetuned.get_weights())
-    bs = keras.models.clone_model(base)
-    bs.set_weights(base.get_weights())
-    ft.name = "finetuned"
-    bs.name = "base"
+    def uncompiled(model: Any, name: str) -> Any:
+        # from_config, not clone_model: a clone keeps the compile state (loss, optimizer), which a
+        # nested model would then carry into the saved file, and safe loading refuses custom losses
+        copy = keras.Model.from_config(model.get_config())
+        copy.set_weights(model.get_weights())
+        copy.name = name
+        return copy
+
+    ft = uncompiled(finetuned, "finetuned")
+    bs = uncompiled(base, "base")
     inp = keras.Input(shape=finetuned.input_shape[1:], name="spectrum")
     both = keras.layers.Concatenate(name="both_outputs")([ft(inp), bs(inp)])
     mix = keras.layers.Dense(k, use_bias=False, trainable=False, name="base_where_worse")
