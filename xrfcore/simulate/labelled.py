@@ -161,9 +161,8 @@ def simulate_stacks(stacks: Sequence[tuple[Sequence[str], Sequence[str]]], calib
         For an empty stack list or an unknown class.
     """
     from xrfcore.library import load_library
-    from xrfcore.physics import Instrument, finish_spectra, library_elements, render
-    from xrfcore.physics.fluorescence import build_tables, intensities
-    from xrfcore.simulate.dataset import pigment_matrix, smooth_background, stack_arrays
+    from xrfcore.physics import Instrument, finish_spectra, library_elements, render_stacks
+    from xrfcore.simulate.dataset import paint_stack_arrays, pigment_matrix, smooth_background
 
     lib = library if library is not None else load_library()
     classes = list(lib.classes)
@@ -191,7 +190,7 @@ def simulate_stacks(stacks: Sequence[tuple[Sequence[str], Sequence[str]]], calib
     upper_um = np.where(two, rng.uniform(*top_um, n), rng.uniform(*bottom_um, n))
     lower_um = np.where(two, rng.uniform(*bottom_um, n), 0.0)
     g_um = rng.uniform(*ground_um, n)
-    mf, rt = stack_arrays(upper, upper_um, lower, lower_um, g_um, lib, pm, rho, names, two)
+    mf, rt = paint_stack_arrays(upper, upper_um, lower, lower_um, g_um, lib, pm, rho, names, two)
     total = np.exp(rng.uniform(math.log(counts[0]), math.log(counts[1]), n))
     energies = calibration.energies(n_channels)
     out = np.empty((n, n_channels), np.uint32)
@@ -200,10 +199,9 @@ def simulate_stacks(stacks: Sequence[tuple[Sequence[str], Sequence[str]]], calib
         idx = order[a:a + batch_size]
         ins = Instrument(anode="Rh", tube_kv=float(tube_kv), noise_ev=float(rng.uniform(*noise_ev)), secondary=True,
                          pileup_fraction=float(rng.uniform(0.0, 0.004)))
-        tables = build_tables(elements, ins)
-        li, ra, co = intensities(mf[idx], rt[idx], tables, secondary=True, dtype=np.float32)
         scatter = np.exp(rng.uniform(math.log(0.3), math.log(3.0), idx.size))
-        spec = render(li, ra, co, tables, ins, calibration, n_channels, scatter_scale=scatter)
+        spec = render_stacks(mf[idx], rt[idx], elements, ins, calibration, n_channels, scatter_scale=scatter,
+                             dtype=np.float32)
         if background is not None:
             bg = np.asarray(background, dtype=np.float64)[None, :] * rng.uniform(*background_scale, (idx.size, 1))
         else:

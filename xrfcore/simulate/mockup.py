@@ -116,9 +116,8 @@ def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration
         (K,), ``regions`` (list of dicts), ``top_um``/``bottom_um``/``ground_um`` (n_rows, n_cols).
     """
     from xrfcore.library import load_library
-    from xrfcore.physics import Instrument, finish_spectra, library_elements, render
-    from xrfcore.physics.fluorescence import build_tables, intensities
-    from xrfcore.simulate.dataset import pigment_matrix, stack_arrays
+    from xrfcore.physics import Instrument, finish_spectra, library_elements, render_stacks
+    from xrfcore.simulate.dataset import paint_stack_arrays, pigment_matrix
 
     if physics_variant not in ("measured", "training"):
         raise SimulationError(f"physics_variant must be 'measured' or 'training', got {physics_variant!r}")
@@ -176,14 +175,8 @@ def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration
     upper = np.where(has_top[:, None], ft, fb)
     upper_um = np.where(has_top, top_um.reshape(-1), bot_um.reshape(-1))
     lower_um = np.where(has_top, bot_um.reshape(-1), 0.0)
-    mf, rt = stack_arrays(upper, upper_um, fb, lower_um, ground_um.reshape(-1), lib, pm, rho, names)
-
-    tables = build_tables(elements, ins)
-    spec = np.empty((n_pix, n_channels))
-    for a in range(0, n_pix, pixel_block):
-        b = min(n_pix, a + pixel_block)
-        li, ra, co = intensities(mf[a:b], rt[a:b], tables, secondary=ins.secondary)
-        spec[a:b] = render(li, ra, co, tables, ins, calibration, n_channels)
+    mf, rt = paint_stack_arrays(upper, upper_um, fb, lower_um, ground_um.reshape(-1), lib, pm, rho, names)
+    spec = render_stacks(mf, rt, elements, ins, calibration, n_channels, block=pixel_block)
     phys_total = spec.sum(axis=1)
     counts_px = count_level * phys_total / np.median(phys_total)
     bg = measured_background(calibration.energies(n_channels)) * 0.15 if measured else None
@@ -215,28 +208,20 @@ def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration
 
 def write_mockup(out: str | Path, counts: np.ndarray, labels: dict, calibration: EnergyCalibration, *,
                  regions_out: str | Path | None = None, attrs: dict | None = None) -> Path:
-    """Write the mock-up in our HDF5 scan layout (``/xrf/...``), atomically, plus a regions JSON."""
-    import h5py
+    """Write the mock-up as an HDF5 scan (:func:`xrfcore.io.write_scan_h5`), atomically, plus a regions JSON.
 
-    from xrfcore.atomic import atomic_path, atomic_write_text
+    Besides counts, calibration, ``labels`` and ``label_names``, ``/xrf`` holds ``labels_top``,
+    ``labels_bottom`` and the ground truth ``truth/top_um``, ``truth/bottom_um``,
+    ``truth/ground_um`` (um); ``attrs`` become attributes of ``/xrf``.
+    """
+    from xrfcore.atomic import atomic_write_text
+    from xrfcore.io import write_scan_h5
 
     out = Path(out)
-    n_rows, n_cols, n_ch = counts.shape
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
-        g = f.create_group("xrf")
-        d = g.create_dataset("counts", data=counts, chunks=(1, n_cols, n_ch), compression="gzip",
-                             compression_opts=6, shuffle=True)
-        for key, val in calibration.to_dict().items():
-            d.attrs[key] = val
-            g.attrs[key] = val
-        g.create_dataset("energy_keV", data=calibration.energies(n_ch))
-        for key in ("labels", "labels_top", "labels_bottom"):
-            g.create_dataset(key, data=labels[key], compression="gzip", chunks=(n_rows, n_cols, labels[key].shape[2]))
-        g.create_dataset("label_names", data=np.array(labels["label_names"], dtype=h5py.string_dtype()))
-        for key in ("top_um", "bottom_um", "ground_um"):
-            g.create_dataset(f"truth/{key}", data=labels[key])
-        for key, val in (attrs or {}).items():
-            g.attrs[key] = val
+    extra = {key: labels[key] for key in ("labels_top", "labels_bottom")}
+    extra.update({f"truth/{key}": labels[key] for key in ("top_um", "bottom_um", "ground_um")})
+    write_scan_h5(out, counts, calibration, labels=labels["labels"], label_names=labels["label_names"],
+                  metadata=attrs, extra_datasets=extra)
     if regions_out is not None:
         doc = {"version": 1, "scan": out.name, "label_convention":
                "where no top mixture covers the bottom mixture, the bare paint is the top layer",
