@@ -71,6 +71,7 @@ __all__ = [
     "region_mask",
     "selection_mask",
     "box_to_rectangle",
+    "label_patches",
 ]
 
 #: Version of the region JSON schema written by :func:`save_labels`.
@@ -132,6 +133,12 @@ class LabelSet:
         The regions (empty for the dense HDF5 form).
     source : str
         The label file.
+    region_index : (H, W) int32
+        Which region each labelled pixel came from (index into :attr:`region_names`), -1 where
+        unlabelled. Where regions overlap (same labels) the later region owns the pixel. For the
+        dense HDF5 form (no regions) every 4-connected patch of equal labels is one region.
+    region_names : list of str
+        One name per region index.
     """
 
     labels: np.ndarray
@@ -141,6 +148,22 @@ class LabelSet:
     classes: list[str]
     regions: list[Region] = field(default_factory=list)
     source: str = ""
+    region_index: np.ndarray | None = None
+    region_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.region_index is None:
+            self.region_index, self.region_names = label_patches(self.labels_top, self.labels_bottom, self.mask)
+        self.region_index = np.asarray(self.region_index, dtype=np.int32)
+        if self.region_index.shape != self.mask.shape:
+            raise LabelError(f"region_index has shape {self.region_index.shape}, expected the mask's {self.mask.shape}")
+        if not self.region_names:
+            self.region_names = [f"region {i}" for i in range(int(self.region_index.max(initial=-1)) + 1)]
+
+    @property
+    def n_regions(self) -> int:
+        """Number of regions (names), labelled or fully overlapped."""
+        return len(self.region_names)
 
     @property
     def n_labelled(self) -> int:
@@ -154,6 +177,36 @@ class LabelSet:
     def pixel_labels(self) -> np.ndarray:
         """Labels of the labelled pixels, ``(n_labelled, K)`` uint8, in :meth:`pixel_index` order."""
         return self.labels[self.mask]
+
+
+def label_patches(labels_top: np.ndarray, labels_bottom: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Region index ``(H, W)`` int32 of 4-connected patches of equal (top, bottom) labels within ``mask``.
+
+    Used for label sets without drawn regions (dense HDF5); -1 outside ``mask``.
+
+    Examples
+    --------
+    >>> top = np.zeros((2, 3, 1), np.uint8); top[:, 2] = 1
+    >>> idx, names = label_patches(top, np.zeros_like(top), np.ones((2, 3), bool))
+    >>> idx.tolist(), names
+    ([[0, 0, 1], [0, 0, 1]], ['patch 1', 'patch 2'])
+    """
+    from scipy import ndimage
+
+    mask = np.asarray(mask, dtype=bool)
+    out = np.full(mask.shape, -1, dtype=np.int32)
+    if not mask.any():
+        return out, []
+    code = np.concatenate([labels_top, labels_bottom], axis=-1)[mask]
+    _, kind = np.unique(code, axis=0, return_inverse=True)
+    kinds = np.full(mask.shape, -1, dtype=np.int64)
+    kinds[mask] = kind.reshape(-1)
+    n = 0
+    for k in range(int(kind.max()) + 1):
+        lab, m = ndimage.label(kinds == k)
+        out[lab > 0] = lab[lab > 0] - 1 + n
+        n += m
+    return out, [f"patch {i + 1}" for i in range(n)]
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -490,7 +543,8 @@ def _rasterise(regions: list[Region], shape: tuple[int, int], resolver: _Resolve
         mask |= m
         owner[m] = i
     labels = np.maximum(top_arr, bottom_arr)
-    return LabelSet(labels, top_arr, bottom_arr, mask, list(resolver.classes), [r for r, _, _ in resolved], source)
+    return LabelSet(labels, top_arr, bottom_arr, mask, list(resolver.classes), [r for r, _, _ in resolved], source,
+                    region_index=owner, region_names=[r.name for r, _, _ in resolved])
 
 
 def _read_dense(path: Path, shape: tuple[int, int], resolver: _Resolver) -> LabelSet:

@@ -548,21 +548,17 @@ def finetune_config_from_options(options: dict[str, Any]) -> tuple[dict[str, Any
 def split_pixels(n: int, train_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded random split of ``n`` labelled pixels into (train, test) index arrays.
 
+    The paper's protocol (:func:`xrfcore.model.splits.split_pixels`, ``split="pixels"``).
+
     Raises
     ------
     LabelError
         If either part would be empty.
     """
-    if not 0.0 < train_fraction < 1.0:
-        raise LabelError(f"train fraction must be between 0 and 1 (exclusive), got {train_fraction}")
-    perm = np.random.default_rng(seed).permutation(n)
-    n_train = int(round(n * train_fraction))
-    if n_train < 2 or n - n_train < 1:
-        raise LabelError(
-            f"{n} labelled pixels give {n_train} training and {n - n_train} test pixels with train fraction "
-            f"{train_fraction}; label more pixels (at least ~20) or change --train-fraction"
-        )
-    return np.sort(perm[:n_train]), np.sort(perm[n_train:])
+    from xrfcore.model.splits import split_pixels as _split
+
+    s = _split(n, train_fraction, seed)
+    return s.train, s.test
 
 
 def _check_finetune_output(out: Path, base: Path) -> None:
@@ -591,12 +587,17 @@ def finetune(
     progress: Progress = no_progress,
     log: Log = _no_log,
 ) -> dict[str, Any]:
-    """Finetune a model on labelled pixels of one or more scans; save, report, register.
+    """Finetune a model on labelled pixels of one or more scans; score honestly; save, report, register.
 
-    A seeded random split of the labelled pixels (pooled over the scans) trains the model
-    (``config.train_fraction``) and tests it (the rest); the before/after test metrics go to
-    ``NEW.finetune.json`` next to the new model, and the model's metadata records its lineage
-    (base model SHA-256, scans, label files, metrics, ``config``).
+    The labelled pixels (pooled over the scans) are split by ``config.split``: whole regions
+    (default; large regions cut into blocks, stratified by pigment) or random pixels; validation
+    regions for early stopping come out of the training part the same way. Training adds
+    augmented copies, simulated spectra of the stated layer stacks and rehearsal spectra
+    (:mod:`xrfcore.model.finetuning`). The base and the finetuned model are scored on the same
+    test pixels; ``NEW.finetune.json`` next to the new model holds both, the split (test regions
+    and pixels, held-out regions per pigment) and every warning. The model's metadata records
+    its lineage, including which pixels of which scan trained it (``training_pixels``,
+    :mod:`xrfcore.model.lineage`), so :func:`evaluate` leaves them out.
 
     Parameters
     ----------
@@ -619,9 +620,12 @@ def finetune(
     Returns
     -------
     dict
-        ``model`` and ``metrics`` paths, ``sha256``, ``macro_f1_before``/``after``,
-        ``per_pigment_f1`` (class -> [before, after]), ``n_train``, ``n_test``, and
-        ``registered_as`` when registered.
+        ``model`` and ``metrics`` paths, ``sha256``, ``split``, ``macro_f1_before``/``after``
+        (base and finetuned model on the same test pixels), ``per_pigment_f1`` (class ->
+        [before, after]), ``n_train``, ``n_test`` (pixels), ``n_test_regions``,
+        ``held_out_regions`` (pigment -> regions wholly held out), ``worse_than_base``,
+        ``kept_base_outputs``, ``finetuned_weight`` (pigment -> share of the finetuned output in the
+        saved model, the rest the base model's), ``warnings``, and ``registered_as`` when registered.
 
     Raises
     ------
@@ -631,11 +635,10 @@ def finetune(
     from xrfcore.io import open_scan
     from xrfcore.labels import load_labels
     from xrfcore.model.bundle import check_compatible, load_model, save_model
-    from xrfcore.model.metrics import metrics_summary, per_pigment_metrics
-    from xrfcore.model.predict import pixel_spectra, predict_preprocessed
-    from xrfcore.model.train import finetune as finetune_bundle
+    from xrfcore.model.finetuning import finetune_labelled, labelled_scan
+    from xrfcore.model.lineage import TRAINING_PIXELS_KEY, training_record
+    from xrfcore.model.metrics import metrics_summary
     from xrfcore.paths import default_model_path
-    from xrfcore.preprocess import preprocess_spectra
     from xrfcore.registry import register_model
 
     if not isinstance(config, FinetuneConfig):
@@ -649,36 +652,40 @@ def finetune(
     progress(0.0, "loading model and labelled pixels")
     bundle = load_model(base_path)
     log(f"base model {base_path} (sha256 {bundle.sha256[:12]}...), classes {', '.join(bundle.classes)}")
-    xs, ys, sources = [], [], []
+    data, sources = [], []
     for scan_file, label_file in zip(scans, labels):
         scan = open_scan(scan_file)
         check_compatible(bundle, scan)
         ls = load_labels(label_file, scan_shape=scan.shape, classes=bundle.classes)
-        raw = pixel_spectra(scan, ls.mask)
-        xs.append(preprocess_spectra(raw, scan.calibration, bundle.preprocess))
-        ys.append(ls.pixel_labels())
+        data.append(labelled_scan(scan, ls))
         sources.append({"scan": str(Path(scan_file).resolve()), "labels": str(Path(label_file).resolve()),
-                        "n_labelled": int(ls.n_labelled)})
-        log(f"{scan_file}: {ls.n_labelled} labelled pixels from {label_file}")
-    X, Y = np.concatenate(xs), np.concatenate(ys)
-    train_idx, test_idx = split_pixels(X.shape[0], float(config.train_fraction), int(config.seed))
-    log(f"{train_idx.size} training pixels, {test_idx.size} test pixels "
-        f"(train fraction {config.train_fraction}, seed {config.seed})")
-    before = per_pigment_metrics(Y[test_idx], predict_preprocessed(bundle.model, X[test_idx]), bundle.classes)
-    progress(0.05, "finetuning")
-    data_info = {"scans": sources, "train_fraction": float(config.train_fraction), "seed": int(config.seed),
-                 "n_train": int(train_idx.size), "n_test": int(test_idx.size)}
-    on_epoch = _epoch_progress(progress, max(1, config.stage1_epochs + config.stage2_epochs), start=0.05,
-                               stop=0.95, log=log)
-    new, history = finetune_bundle(bundle, X[train_idx], Y[train_idx], config=config, progress=on_epoch,
-                                   data_info=data_info)
-    after = per_pigment_metrics(Y[test_idx], predict_preprocessed(new.model, X[test_idx]), new.classes)
+                        "n_labelled": int(ls.n_labelled), "n_regions": int(ls.n_regions)})
+        log(f"{scan_file}: {ls.n_labelled} labelled pixels in {ls.n_regions} regions from {label_file}")
+    progress(0.05, "preparing training data (split, augmentation, simulation)")
+    total = max(1, config.stage1_epochs + config.stage2_epochs)
+    on_epoch = _epoch_progress(progress, total, start=0.15, stop=0.92, log=log)
+    new, rep = finetune_labelled(bundle, data, config=config, progress=on_epoch, log=log)
+    before, after, split = rep["before"], rep["after"], rep["split"]
+    records = [training_record(sc, lf, m) for sc, lf, m in zip(scans, labels, rep["train_masks"])]
+    data_info = {"scans": sources, "split": split["kind"], "train_fraction": float(config.train_fraction),
+                 "seed": int(config.seed), "n_train": split["n_train_pixels"], "n_test": split["n_test_pixels"],
+                 "n_test_regions": split["n_test_regions"]}
     lineage = {"base_model": str(base_path.resolve()), "base_sha256": bundle.sha256, **data_info,
-               "config": config.to_dict(),
+               "config": config.to_dict(), "held_out_regions": split["held_out_regions"],
+               "worse_than_base": rep["worse_than_base"], "kept_base_outputs": rep["kept_base_outputs"],
+               "finetuned_weight": rep["finetuned_weight"], "warnings": rep["warnings"],
                "metrics_before": metrics_summary(before), "metrics_after": metrics_summary(after)}
-    new.metadata = {**new.metadata, "finetune": lineage}
+    meta = dict(new.metadata)
+    meta["finetune"] = lineage
+    meta[TRAINING_PIXELS_KEY] = list(bundle.metadata.get(TRAINING_PIXELS_KEY) or []) + records
+    new.metadata = meta
     report = {"base_model": str(base_path.resolve()), "base_sha256": bundle.sha256, **data_info,
-              "config": config.to_dict(), "before": before, "after": after, "history": json_safe(history)}
+              "config": config.to_dict(), "split_summary": split, "before": before, "after": after,
+              "base_on_test_pixels": metrics_summary(before), "worse_than_base": rep["worse_than_base"],
+              "kept_base_outputs": rep["kept_base_outputs"], "finetuned_weight": rep["finetuned_weight"],
+              "warnings": rep["warnings"], "validation_before": rep["validation_before"], "validation_after": rep["validation_after"],
+              "n_validation_pixels": rep["n_validation_pixels"], "n_training_spectra": rep["n_training_spectra"],
+              "history": json_safe(rep["history"])}
     progress(0.96, "saving")
     metrics_file = sidecar_path(out_path, "finetune")
     _check_finetune_output(out_path, base_path)  # nobody created it meanwhile
@@ -691,14 +698,19 @@ def finetune(
     log(f"saved {out_path} (sha256 {new.sha256[:12]}...) and {metrics_file}")
     result: dict[str, Any] = {
         "model": str(out_path.resolve()), "metrics": str(metrics_file.resolve()), "sha256": new.sha256,
-        "macro_f1_before": before["macro"]["f1"], "macro_f1_after": after["macro"]["f1"],
+        "split": split["kind"], "macro_f1_before": before["macro"]["f1"], "macro_f1_after": after["macro"]["f1"],
         "per_pigment_f1": {c: [before["per_pigment"][c]["f1"], after["per_pigment"][c]["f1"]] for c in new.classes},
-        "n_train": int(train_idx.size), "n_test": int(test_idx.size),
+        "n_train": split["n_train_pixels"], "n_test": split["n_test_pixels"],
+        "n_test_regions": split["n_test_regions"], "held_out_regions": split["held_out_regions"],
+        "worse_than_base": rep["worse_than_base"], "kept_base_outputs": rep["kept_base_outputs"],
+        "finetuned_weight": rep["finetuned_weight"], "warnings": rep["warnings"],
     }
     if register:
         entry = register_model(out_path, name=name, base_sha256=bundle.sha256, lineage=lineage,
                                metrics={"macro_f1_before": result["macro_f1_before"],
-                                        "macro_f1_after": result["macro_f1_after"]},
+                                        "macro_f1_after": result["macro_f1_after"],
+                                        "split": split["kind"], "n_test_pixels": split["n_test_pixels"],
+                                        "n_test_regions": split["n_test_regions"]},
                                directory=models_directory)
         result["registered_as"] = entry.name
     progress(1.0, "done")
@@ -885,9 +897,13 @@ def evaluate(
     batch_size: int = 256,
     json_out: str | os.PathLike | None = None,
     csv_out: str | os.PathLike | None = None,
+    include_training_pixels: bool = False,
     progress: Progress = no_progress,
 ) -> dict[str, Any]:
     """Per-pigment metrics of a model on the labelled pixels of a scan; optionally JSON and CSV.
+
+    Pixels of this scan that finetuned the model (its lineage records them) are left out unless
+    ``include_training_pixels``; the result says how many (``excluded_training_pixels``).
 
     Parameters
     ----------
@@ -901,12 +917,15 @@ def evaluate(
     batch_size : int
     json_out, csv_out : path-like, optional
         Write the metrics as JSON / the per-pigment table as CSV (atomically).
+    include_training_pixels : bool
+        Also score the pixels that trained the model (their scores measure memory).
     progress : Progress
 
     Returns
     -------
     dict
-        :func:`xrfcore.model.per_pigment_metrics` plus ``model``, ``model_sha256``, ``scan``, ``labels``.
+        :func:`xrfcore.model.per_pigment_metrics` plus ``model``, ``model_sha256``, ``scan``, ``labels``,
+        ``n_labelled``, ``excluded_training_pixels``, ``training_pixels_included``.
     """
     from xrfcore.io import open_scan
     from xrfcore.model.bundle import load_model
@@ -919,7 +938,8 @@ def evaluate(
     bundle = load_model(model)
     scan_obj = scan if isinstance(scan, Scan) else open_scan(scan)
     progress(0.1, "predicting the labelled pixels")
-    metrics = evaluate_scan(bundle, scan_obj, labels, threshold=float(threshold), batch_size=int(batch_size))
+    metrics = evaluate_scan(bundle, scan_obj, labels, threshold=float(threshold), batch_size=int(batch_size),
+                            include_training_pixels=bool(include_training_pixels))
     if json_out:
         atomic_write_text(json_out, json.dumps(metrics, indent=1) + "\n")
     if csv_out:

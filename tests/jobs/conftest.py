@@ -76,7 +76,10 @@ def finetune_job_params(files, out, *, epochs=2):
     """Params of a tiny finetune job on the ``files`` fixture's model, scan and labels."""
     return {"model": str(files["model"]), "scans": [str(files["scan"])], "labels": [str(files["labels"])],
             "out": str(out), "stage1_epochs": epochs, "stage2_epochs": 0, "batch_size": 16, "patience": 10_000,
-            "validation_fraction": 0.0}
+            "validation_fraction": 0.0,
+            # the paper's protocol without extra training data: two rectangles cannot be split by region
+            "split": "pixels", "augment_copies": 0, "simulate_per_stack": 0, "rehearsal_ratio": 0.0,
+            "keep_base_where_worse": False}
 
 
 def wait_until_training(job_id, jobs_dir, timeout_s=60.0):

@@ -11,6 +11,10 @@ from xrfcore.errors import LabelError, ModelError
 from xrfcore.model import sidecar_path
 from xrfcore.workflows import FinetuneConfig, finetune, split_pixels
 
+#: The paper's protocol without the extra training data: two rectangles cannot be split by region.
+PLAIN_PIXEL_SPLIT = {"split": "pixels", "augment_copies": 0, "simulate_per_stack": 0, "rehearsal_ratio": 0.0,
+                     "keep_base_where_worse": False}
+
 
 def test_split_is_seeded_and_disjoint():
     tr, te = split_pixels(100, 0.2, 3)
@@ -30,7 +34,7 @@ def test_finetune_improves_and_records_lineage(files, user_dir, tmp_path):
 
     out = tmp_path / "ft.keras"
     config = FinetuneConfig(train_fraction=0.2, seed=1, stage1_epochs=60, stage2_epochs=60, batch_size=16,
-                            patience=10)
+                            patience=10, **PLAIN_PIXEL_SPLIT)
     res = finetune(model=str(files["model"]), scans=[str(files["scan"])] * 2, labels=[str(files["labels"])] * 2,
                    out=str(out), config=config)
     assert res["n_train"] + res["n_test"] == 2 * 256 and res["n_train"] == round(0.2 * 512)
@@ -78,11 +82,13 @@ def test_cli_finetune(files, user_dir, tmp_path, capsys):
     out = tmp_path / "cli.keras"
     code = main(["finetune", "--model", str(files["model"]), "--scan", str(files["scan"]), "--labels",
                  str(files["labels"]), "--out", str(out), "--stage1-epochs", "2", "--stage2-epochs", "1",
-                 "--seed", "2"])
+                 "--seed", "2", "--split", "pixels", "--augment-copies", "0", "--simulate-per-stack", "0",
+                 "--rehearsal-ratio", "0"])
     text = capsys.readouterr().out
     assert code == 0 and out.exists()
-    assert "BEFORE finetuning" in text and "AFTER finetuning" in text and "VM" in text
-    assert "test pixels: 205, training pixels: 51" in text
+    assert "BASE model on the test pixels" in text and "FINETUNED model on the same test pixels" in text and "VM" in text
+    assert "split: pixels; test: 205 pixels in 0 regions wholly held out; training: 51 pixels" in text
+    assert "WARNING: fewer than 3 regions held out for LW, VM" in text
     code = main(["finetune", "--model", str(files["model"]), "--scan", str(files["scan"]), "--labels",
                  str(files["labels"]), "--out", str(out)])
     assert code == 2 and "already exists" in capsys.readouterr().err

@@ -2,7 +2,9 @@
 
 LABELS is a region JSON, a CSV of rectangles, or a dense HDF5 (``labels`` (H, W, K) +
 ``label_names``); only labelled pixels count. Also prints pooled (micro/macro) numbers and the
-confusion between pigments with the same elements (PB/IO, LW/RL, CrG/CrY).
+confusion between pigments with the same elements (PB/IO, LW/RL, CrG/CrY). Pixels of this scan
+that finetuned the model (recorded in the model file) are left out and counted, unless
+--include-training-pixels.
 
 Example:
     python -m xrfcore evaluate --scan mockup.h5 --labels mockup_labels.json --json eval.json
@@ -24,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--csv", default=None, help="write the per-pigment table as CSV here")
     parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default 0.5)")
     parser.add_argument("--batch-size", type=int, default=256, help="spectra per forward pass (default 256)")
+    parser.add_argument("--include-training-pixels", action="store_true",
+                        help="also score pixels of this scan that finetuned the model (left out by default)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +35,13 @@ def run(args: argparse.Namespace) -> int:
     from xrfcore.workflows import evaluate
 
     metrics = evaluate(args.scan, args.labels, model=args.model, threshold=args.threshold,
-                       batch_size=args.batch_size, json_out=args.json, csv_out=args.csv)
+                       batch_size=args.batch_size, json_out=args.json, csv_out=args.csv,
+                       include_training_pixels=args.include_training_pixels)
     print(metrics_table(metrics))
+    if metrics["excluded_training_pixels"]:
+        print(f"excluded {metrics['excluded_training_pixels']} of {metrics['n_labelled']} labelled pixels: they "
+              "finetuned this model (--include-training-pixels scores them too)")
+    elif metrics["training_pixels_included"]:
+        print(f"WARNING: {metrics['training_pixels_included']} of the scored pixels finetuned this model; "
+              "these scores partly measure memory")
     return 0

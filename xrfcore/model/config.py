@@ -13,10 +13,12 @@ from typing import Any, TypeVar
 
 from xrfcore.errors import ConfigError
 
-__all__ = ["TrainConfig", "FinetuneConfig", "CLASS_WEIGHTING"]
+__all__ = ["TrainConfig", "FinetuneConfig", "CLASS_WEIGHTING", "FINETUNE_SPLITS"]
 
 #: Per-class positive weights in the loss (see :mod:`xrfcore.model.train`).
 CLASS_WEIGHTING = ("sqrt", "balanced", "none")
+#: How finetuning splits labelled pixels into training and test (:mod:`xrfcore.model.splits`).
+FINETUNE_SPLITS = ("regions", "pixels")
 
 _C = TypeVar("_C")
 
@@ -151,6 +153,27 @@ class FinetuneConfig:
     class_weighting : {"sqrt", "balanced", "none"}
     train_batchnorm : bool
         Let BatchNorm statistics train in stage 2 (off: a small set would overwrite them).
+    split : {"regions", "pixels"}
+        ``"regions"``: each labelled region (large ones cut into ``block_size`` blocks) goes
+        wholly to training or to test, stratified by pigment; ``train_fraction`` is then the share
+        of regions/blocks. ``"pixels"``: random pixels (the paper's protocol). Validation for
+        early stopping is split the same way from the training part.
+    block_size : int
+        Regions larger than this many pixels (rows or columns) are cut into blocks first.
+    augment_copies : int
+        Augmented copies of every training pixel (binomial thinning, peak broadening,
+        calibration jitter; :mod:`xrfcore.model.augment`); 0 = none.
+    simulate_per_stack : int
+        Simulated spectra of each stated (top, bottom) pigment set of the training regions, on
+        the scan's calibration and background (:mod:`xrfcore.simulate.labelled`); 0 = none.
+    rehearsal_ratio : float
+        Generic simulated spectra (the pretraining distribution, on the scan's calibration) per
+        training pixel; 0 = none.
+    keep_base_where_worse : bool
+        The saved model mixes, per pigment, the finetuned and the base model's output with the
+        weight that gives the lowest loss on the validation regions without lowering their F1
+        below the base model's (0 = the base model's output where finetuning did not help;
+        :func:`xrfcore.model.finetuning.choose_output_weights`).
     """
 
     train_fraction: float = 0.2
@@ -164,8 +187,23 @@ class FinetuneConfig:
     learning_rate_all: float = 5e-4
     class_weighting: str = "none"
     train_batchnorm: bool = False
+    split: str = "regions"
+    block_size: int = 16
+    augment_copies: int = 2
+    simulate_per_stack: int = 64
+    rehearsal_ratio: float = 1.0
+    keep_base_where_worse: bool = True
 
     def __post_init__(self) -> None:
+        if self.split not in FINETUNE_SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(FINETUNE_SPLITS)}, got {self.split!r}")
+        if not 0 < float(self.train_fraction) < 1:
+            raise ConfigError(f"train_fraction must be between 0 and 1 (exclusive), got {self.train_fraction}")
+        if int(self.block_size) < 1 or int(self.augment_copies) < 0 or int(self.simulate_per_stack) < 0:
+            raise ConfigError(f"need block_size >= 1, augment_copies >= 0 and simulate_per_stack >= 0; got "
+                              f"{self.block_size}, {self.augment_copies}, {self.simulate_per_stack}")
+        if not float(self.rehearsal_ratio) >= 0:
+            raise ConfigError(f"rehearsal_ratio must be >= 0, got {self.rehearsal_ratio}")
         if int(self.stage1_epochs) < 0 or int(self.stage2_epochs) < 0 or int(self.batch_size) < 1:
             raise ConfigError(
                 f"need stage epochs >= 0 and batch_size >= 1; got {self.stage1_epochs}, {self.stage2_epochs}, "

@@ -191,8 +191,8 @@ def metrics_summary(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def evaluate_scan(bundle: Any, scan: Any, labels_path: str | os.PathLike, *, threshold: float = 0.5,
-                  batch_size: int = 256) -> dict[str, Any]:
-    """Metrics of a model on the labelled pixels of a scan.
+                  batch_size: int = 256, include_training_pixels: bool = False) -> dict[str, Any]:
+    """Metrics of a model on the labelled pixels of a scan, by default only those it never trained on.
 
     Parameters
     ----------
@@ -203,29 +203,48 @@ def evaluate_scan(bundle: Any, scan: Any, labels_path: str | os.PathLike, *, thr
     threshold : float
     batch_size : int
         Spectra per forward pass.
+    include_training_pixels : bool
+        Also score the pixels of this scan that finetuned the model (its lineage records them,
+        :mod:`xrfcore.model.lineage`); off by default, because those scores measure memory.
 
     Returns
     -------
     dict
-        :func:`per_pigment_metrics` of the labelled pixels, plus ``model``, ``model_sha256``,
-        ``scan`` and ``labels``.
+        :func:`per_pigment_metrics` of the scored pixels, plus ``model``, ``model_sha256``,
+        ``scan``, ``labels``, ``n_labelled`` (labelled pixels), ``excluded_training_pixels``
+        (labelled pixels left out because they trained the model) and
+        ``training_pixels_included`` (how many training pixels were scored anyway).
 
     Raises
     ------
     CalibrationError, ModelError, LabelError
-        Scan/model mismatch or bad labels.
+        Scan/model mismatch, bad labels, or no labelled pixel left after the exclusion.
     """
+    from xrfcore.errors import LabelError
     from xrfcore.labels import load_labels
     from xrfcore.model.bundle import check_compatible
+    from xrfcore.model.lineage import training_mask
     from xrfcore.model.predict import pixel_spectra, predict_spectra
 
     check_compatible(bundle, scan)
     labels = load_labels(labels_path, scan_shape=scan.shape, classes=bundle.classes)
-    raw = pixel_spectra(scan, labels.mask)
+    source = str(getattr(scan.metadata, "source", "")) or None
+    trained = training_mask(bundle.metadata or {}, source, scan.shape)
+    n_trained = int((labels.mask & trained).sum()) if trained is not None else 0
+    mask = labels.mask & ~trained if trained is not None and not include_training_pixels else labels.mask
+    if not mask.any():
+        raise LabelError(
+            f"all {labels.n_labelled} labelled pixels of {labels_path} trained this model; there is nothing it has "
+            "not seen to score. Label other regions, or pass --include-training-pixels to score them anyway"
+        )
+    raw = pixel_spectra(scan, mask)
     prob = predict_spectra(bundle, raw, scan.calibration, batch_size=batch_size)
-    metrics = per_pigment_metrics(labels.labels[labels.mask], prob, bundle.classes, threshold=threshold)
+    metrics = per_pigment_metrics(labels.labels[mask], prob, bundle.classes, threshold=threshold)
     metrics["model"] = str(bundle.path) if bundle.path else None
     metrics["model_sha256"] = bundle.sha256
-    metrics["scan"] = str(getattr(scan.metadata, "source", "")) or None
+    metrics["scan"] = source
     metrics["labels"] = str(labels_path)
+    metrics["n_labelled"] = int(labels.n_labelled)
+    metrics["excluded_training_pixels"] = 0 if include_training_pixels else n_trained
+    metrics["training_pixels_included"] = n_trained if include_training_pixels else 0
     return metrics

@@ -370,6 +370,7 @@ def finetune(
     config: FinetuneConfig = FinetuneConfig(),
     progress: ProgressFn | None = None,
     data_info: dict[str, Any] | None = None,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[ModelBundle, dict[str, Any]]:
     """Two-stage transfer learning from a trained bundle (METHOD.md "Training and finetuning").
 
@@ -397,6 +398,10 @@ def finetune(
         ``fn(epoch, logs)``, as in :func:`train_model`.
     data_info : dict, optional
         Description of the finetuning data for the lineage.
+    validation : (X_val, Y_val), optional
+        Preprocessed validation spectra and labels for early stopping (e.g. held-out regions,
+        :func:`xrfcore.model.splits.split_by_region`); when given, ``validation_fraction`` is
+        ignored and all of ``X`` trains.
 
     Returns
     -------
@@ -418,16 +423,27 @@ def finetune(
         raise ConfigError(
             f"expected X (n, {bundle.n_channels}) and Y (n, {bundle.n_classes}), got {X.shape} and {Y.shape}"
         )
+    from xrfcore.model.augment import network_input
+
     set_seed(seed)
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(X.shape[0])
-    n_val = int(round(X.shape[0] * validation_fraction))
-    va, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    if validation is not None:
+        Xv = np.asarray(validation[0], dtype=np.float32)
+        Yv = np.asarray(validation[1]).astype(np.uint8)
+        if Xv.ndim != 2 or Xv.shape[1] != X.shape[1] or Yv.shape != (Xv.shape[0], Y.shape[1]):
+            raise ConfigError(f"validation must be (X (m, {X.shape[1]}), Y (m, {Y.shape[1]})), got {Xv.shape} and {Yv.shape}")
+        tr = np.arange(X.shape[0])
+        X, Y = np.concatenate([X, Xv]), np.concatenate([Y, Yv])
+        va = np.arange(tr.size, X.shape[0])
+    else:
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(X.shape[0])
+        n_val = int(round(X.shape[0] * validation_fraction))
+        va, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
     if tr.size == 0:
         raise ConfigError(f"no spectra left for training with validation_fraction={validation_fraction}")
     pos_weight = positive_weights(Y[tr], class_weighting)
     model = copy_model(bundle.model)
-    val = (X[va, :, None], Y[va]) if va.size else None
+    val = (network_input(X[va]), Y[va]) if va.size else None
     monitor = "val_loss" if va.size else "loss"
     history: dict[str, Any] = {"n_train": int(tr.size), "n_validation": int(va.size)}
     for stage, n_epochs, lr in ((1, stage1_epochs, learning_rate_head), (2, stage2_epochs, learning_rate_all)):
@@ -439,7 +455,7 @@ def finetune(
         cbs = [keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)]
         if progress is not None:
             cbs.append(ProgressCallback(progress, stage=f"finetune stage {stage}/2", epochs=n_epochs))
-        hist = model.fit(X[tr, :, None], Y[tr], validation_data=val, epochs=n_epochs, batch_size=batch_size,
+        hist = model.fit(network_input(X[tr]), Y[tr], validation_data=val, epochs=n_epochs, batch_size=batch_size,
                          shuffle=True, callbacks=cbs, verbose=0)
         history[f"stage{stage}"] = _history_dict(hist)
     for layer in model.layers:
