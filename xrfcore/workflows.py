@@ -488,6 +488,34 @@ def train_evidence(
                        sha256=bundle.sha256 or "")
 
 
+def finetune_base_for(bundle) -> Path | None:
+    """For an evidence-backed model, the paper CNN it was built on (finetuning runs on that); else None.
+
+    The CNN is looked up next to the shipped default (``paper_cnn.keras``) and must have the SHA-256
+    the evidence model's lineage records.
+
+    Raises
+    ------
+    ModelError
+        If the bundle is an evidence model whose paper CNN cannot be found.
+    """
+    from xrfcore.common import sha256_file
+    from xrfcore.model.evidence_model import spec_of
+
+    if spec_of(bundle) is None:
+        return None
+    want = next((step.get("from_sha256") for step in reversed(bundle.metadata.get("lineage", []))
+                 if step.get("step") == "evidence head"), None)
+    candidates = [_paper_cnn_path()]
+    if bundle.path is not None:
+        candidates.insert(0, Path(bundle.path).with_name("paper_cnn.keras"))
+    for p in candidates:
+        if p.is_file() and p != bundle.path and (want is None or sha256_file(p) == want):
+            return p
+    raise ModelError(f"{bundle.path} is an evidence-backed model; finetuning needs the paper CNN it was built on "
+                     f"(sha256 {str(want)[:12]}...) as paper_cnn.keras next to it; finetune that CNN with --model")
+
+
 def _paper_cnn_path() -> Path:
     from xrfcore.paths import default_model_path
 
@@ -651,6 +679,11 @@ def finetune(
     _check_finetune_output(out_path, base_path)
     progress(0.0, "loading model and labelled pixels")
     bundle = load_model(base_path)
+    cnn_path = finetune_base_for(bundle)
+    if cnn_path is not None:
+        log(f"{base_path.name} is an evidence-backed model; finetuning starts from the paper CNN it was built on, "
+            f"{cnn_path} (the finetuned model is a plain CNN: no evidence gate, layer outputs or calibration)")
+        base_path, bundle = cnn_path, load_model(cnn_path)
     log(f"base model {base_path} (sha256 {bundle.sha256[:12]}...), classes {', '.join(bundle.classes)}")
     data, sources = [], []
     for scan_file, label_file in zip(scans, labels):
