@@ -94,6 +94,10 @@ with left:
     )
 
 regions = frame_to_regions(edited)
+# the table as it is now (kept over a browser reload by the session store)
+st.session_state["regions"] = [{k: (None if pd.isna(v) else (int(v) if k in COLUMNS[1:5] else str(v)))
+                                for k, v in row.items() if k in COLUMNS}
+                               for row in edited.to_dict("records")]
 s1, s2 = st.columns([2, 1])
 label_name = s1.text_input("Label file name", value=f"{Path(ref.label).stem}_regions.json", key="ft_label_name")
 label_path = state.user_subdir("labels") / Path(label_name).name

@@ -105,6 +105,74 @@ def require_router() -> None:
         st.stop()
 
 
+# -- the session's work, kept over a reload (``?session=<id>`` in the URL) ------------------------
+def restore_session() -> None:
+    """Give this browser session an id in the URL and, on a reload or a new tab, restore its work.
+
+    Call once at the top of ``app.py``. The id is put back into the URL on every run (a page
+    switch clears the URL's query parameters).
+    """
+    from ui.session_store import load_session, new_session_id, valid_session_id
+
+    sid = st.session_state.get("_session_id")
+    if sid is None:
+        asked = st.query_params.get("session")
+        sid = asked if valid_session_id(asked) else new_session_id()
+        st.session_state["_session_id"] = sid
+        if asked == sid:
+            _apply_saved(load_session(user_subdir("sessions"), sid))
+    if st.query_params.get("session") != sid:
+        st.query_params["session"] = sid
+
+
+def _apply_saved(saved: dict) -> None:
+    scan = saved.get("scan")
+    if isinstance(scan, dict) and Path(str(scan.get("path", ""))).is_file():
+        cal = scan.get("calibration")
+        try:
+            cal = EnergyCalibration(*cal) if cal else None
+            st.session_state["scan_ref"] = make_ref(scan["path"], label=str(scan.get("label", "")), calibration=cal)
+        except (XRFError, TypeError, ValueError):
+            saved = {}  # a damaged entry: start from the default scan, keep nothing that belongs to it
+    elif scan is not None:
+        st.session_state["restore_note"] = (f"The scan of this session ({scan.get('label', '?') if isinstance(scan, dict) else '?'}) "
+                                            "is no longer on the server; the default scan is open instead.")
+        saved = {k: v for k, v in saved.items() if k in ("model_path", "sim_job", "train_job", "last_dataset")}
+    if isinstance(saved.get("pixel"), list) and len(saved["pixel"]) == 2:
+        st.session_state["pixel"] = tuple(int(v) for v in saved["pixel"])
+    if isinstance(saved.get("regions"), list):
+        import pandas as pd
+
+        st.session_state["regions"] = saved["regions"]
+        st.session_state["regions_table"] = pd.DataFrame(saved["regions"])
+    for key in ("model_path", "ft_labels_path", "last_dataset"):
+        if isinstance(saved.get(key), str) and Path(saved[key]).is_file():
+            st.session_state[key] = saved[key]
+    for key in ("ft_job", "sim_job", "train_job"):
+        if isinstance(saved.get(key), str):
+            st.session_state[key] = saved[key]
+    if isinstance(saved.get("threshold"), (int, float)):
+        st.session_state["threshold"] = float(saved["threshold"])
+
+
+def save_session() -> None:
+    """Write this session's work to the store if it changed (call at the end of every run)."""
+    from ui.session_store import save_session as write
+
+    sid = st.session_state.get("_session_id")
+    if sid is None:
+        return
+    ref = st.session_state.get("scan_ref")
+    values = {k: st.session_state.get(k) for k in ("regions", "model_path", "ft_job", "sim_job", "train_job",
+                                                  "ft_labels_path", "last_dataset", "threshold")}
+    if ref is not None:
+        values["scan"] = {"path": ref.path, "label": ref.label,
+                          "calibration": list(ref.calibration) if ref.calibration else None}
+    pixel = st.session_state.get("pixel")
+    values["pixel"] = [int(pixel[0]), int(pixel[1])] if pixel is not None else None
+    write(user_subdir("sessions"), sid, values)
+
+
 # -- the active scan ---------------------------------------------------------------------------
 class ScanRef(NamedTuple):
     """What identifies a loaded scan: file, version, and calibration override (keV) if any."""
@@ -132,10 +200,13 @@ def make_ref(path: str | Path, *, label: str = "", calibration: EnergyCalibratio
 
 
 def set_scan(path: str | Path, *, label: str = "", calibration: EnergyCalibration | None = None) -> None:
-    """Make ``path`` the active scan (clears the selected pixel and region)."""
-    st.session_state["scan_ref"] = make_ref(path, label=label, calibration=calibration)
-    for k in ("pixel", "region", "regions_table"):
-        st.session_state.pop(k, None)
+    """Make ``path`` the active scan (clears the selected pixel and regions unless only the calibration changed)."""
+    old = st.session_state.get("scan_ref")
+    new = make_ref(path, label=label, calibration=calibration)
+    st.session_state["scan_ref"] = new
+    if old is None or old.path != new.path:
+        for k in ("pixel", "region", "regions_table", "regions", "ft_labels_path"):
+            st.session_state.pop(k, None)
 
 
 def scan_ref() -> ScanRef | None:
@@ -171,13 +242,21 @@ def get_scan(*, stop: bool = True):
         st.info("No scan is open. Open one on the **Scan** page (upload a file or pick one from the data folder).")
         return _maybe_stop(stop)
     if not Path(ref.path).is_file():
-        st.error(f"The scan file {ref.path} is gone. Open another scan on the **Scan** page.")
+        st.error(f"The scan file {ref.label} is gone from the server. Open another scan on the **Scan** page.")
         return _maybe_stop(stop)
     try:
         return load_scan(ref)
     except XRFError as exc:
-        st.error(f"Cannot open {ref.label}: {exc}")
+        st.error(f"Cannot open {ref.label}: {public_message(exc)}")
         return _maybe_stop(stop)
+
+
+def public_message(exc: BaseException | str) -> str:
+    """An error message without the server's upload folders (the user sees their own file names)."""
+    from xrfcore.io.uploads import public_message as strip
+
+    uploads = user_subdir("uploads")
+    return strip(str(exc), [*sorted(uploads.iterdir(), reverse=True), uploads])
 
 
 def _maybe_stop(stop: bool):
@@ -278,30 +357,42 @@ def pigment_elements(cls: str, *, tube_kv: float = 40.0, min_kev: float = 2.8) -
 
 
 # -- model ------------------------------------------------------------------------------------
-def _active_model_file() -> Path:
+def _default_model_file() -> Path:
     return user_dir() / "active_model.txt"
 
 
-def active_model_path() -> Path | None:
-    """The model the pages use: this session's choice, else the saved choice, else the default."""
-    chosen = st.session_state.get("model_path")
-    if chosen is None and _active_model_file().is_file():
-        text = _active_model_file().read_text().strip()
-        chosen = text if text and Path(text).is_file() else None
-    if chosen is None:
-        try:
-            from xrfcore.model import default_model_path
+def default_model_choice() -> Path:
+    """The model a new session starts with: the one saved as default in the user folder, else the shipped one."""
+    if _default_model_file().is_file():
+        text = _default_model_file().read_text().strip()
+        if text and Path(text).is_file():
+            return Path(text)
+    try:
+        from xrfcore.model import default_model_path
 
-            chosen = str(default_model_path())
-        except ImportError:
-            chosen = str(REPO_ROOT / "models" / "default.keras")
-    return Path(chosen)
+        return Path(default_model_path())
+    except ImportError:
+        return REPO_ROOT / "models" / "default.keras"
+
+
+def active_model_path() -> Path:
+    """The model the pages use: this session's choice (kept over a reload), else the default."""
+    chosen = st.session_state.get("model_path")
+    if chosen and Path(chosen).is_file():
+        return Path(chosen)
+    return default_model_choice()
 
 
 def set_active_model(path: str | Path) -> None:
-    """Use ``path`` in this session and remember it for the next start of the app."""
+    """Use ``path`` in this browser session only (other sessions and new ones keep theirs)."""
     st.session_state["model_path"] = str(Path(path).resolve())
-    _active_model_file().write_text(str(Path(path).resolve()) + "\n")
+
+
+def set_default_model(path: str | Path) -> None:
+    """Make ``path`` the model every new session of this user folder starts with (written atomically)."""
+    from xrfcore.atomic import atomic_write_text
+
+    atomic_write_text(_default_model_file(), str(Path(path).resolve()) + "\n")
 
 
 @st.cache_resource(max_entries=3, show_spinner="Loading model…")
@@ -341,10 +432,6 @@ def cube_key(ref: ScanRef, bundle) -> tuple:
     return (ref, str(bundle.path), bundle.sha256)
 
 
-def cached_cube(ref: ScanRef, bundle) -> np.ndarray | None:
-    return _cube_store().get(cube_key(ref, bundle))
-
-
 def probability_cube(ref: ScanRef, bundle, *, batch_size: int = 256) -> np.ndarray:
     """``(H, W, K)`` probabilities of the active scan; computed once per scan+model with progress."""
     store = _cube_store()
@@ -368,6 +455,20 @@ def probability_cube(ref: ScanRef, bundle, *, batch_size: int = 256) -> np.ndarr
 
 
 # -- uploads ------------------------------------------------------------------------------------
+def stage_scan_uploads(uploaded: list) -> Any:
+    """Copy uploaded scan files to the user's upload folder; pair ``.rpl`` + ``.raw`` (also in a zip).
+
+    Returns :class:`xrfcore.io.uploads.StagedUploads` (scans found, problems in the user's words).
+    """
+    from xrfcore.io.uploads import stage_uploads
+
+    files = []
+    for up in uploaded:
+        up.seek(0)
+        files.append((up.name, up))
+    return stage_uploads(files, user_subdir("uploads"))
+
+
 def save_upload(uploaded) -> Path:
     """Copy a Streamlit upload to the user's upload folder (chunked) and return the path.
 

@@ -17,8 +17,7 @@ def run_page(page: str, *, model: Path | None, user: Path) -> AppTest:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     if model is not None:
         (user / "active_model.txt").write_text(str(model) + "\n")
-    if page != "scan":
-        at.switch_page(f"pages/{page}.py")
+    at.switch_page(f"pages/{page}.py")
     return at.run()
 
 
