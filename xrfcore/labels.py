@@ -61,7 +61,17 @@ import numpy as np
 from xrfcore.atomic import atomic_write_text
 from xrfcore.errors import LabelError, LibraryError
 
-__all__ = ["SCHEMA_VERSION", "Region", "LabelSet", "load_labels", "save_labels", "regions_from_dicts"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Region",
+    "LabelSet",
+    "load_labels",
+    "save_labels",
+    "regions_from_dicts",
+    "region_mask",
+    "selection_mask",
+    "box_to_rectangle",
+]
 
 #: Version of the region JSON schema written by :func:`save_labels`.
 SCHEMA_VERSION = 1
@@ -567,3 +577,81 @@ def save_labels(
     out = Path(path)
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
     return out
+
+
+# -- masks of regions and of plot selections (for the pages) ----------------------------------
+def region_mask(region: Region, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean ``(H, W)`` mask of the pixels a region covers, for every region shape.
+
+    Rectangles are half-open, polygons take the pixels whose centre ``(row + 0.5, col + 0.5)``
+    is inside (even-odd rule), masks their runs or pixels: the rules of the region JSON.
+
+    Raises
+    ------
+    LabelError
+        If the region reaches outside the scan or covers no pixel (the message says which).
+    """
+    return region_pixels(region, (int(shape[0]), int(shape[1])))
+
+
+def selection_mask(kind: str, cols: Sequence[float], rows: Sequence[float], shape: tuple[int, int]) -> np.ndarray:
+    """Pixels ``(H, W)`` bool inside a box or lasso drawn on a map, in plot axis coordinates.
+
+    Parameters
+    ----------
+    kind : {"box", "lasso"}
+        ``"box"``: ``cols``/``rows`` hold the two corners; ``"lasso"``: the polygon's vertices.
+    cols, rows : sequence of float
+        x (column) and y (row) axis coordinates; pixel centres are at integers (pixel ``(r, c)``
+        is drawn over ``[c - 0.5, c + 0.5] x [r - 0.5, r + 0.5]``).
+    shape : (H, W)
+
+    Returns
+    -------
+    (H, W) ndarray of bool
+        True where the pixel centre is inside the selection (a box includes its edges).
+
+    Raises
+    ------
+    LabelError
+        For an unknown ``kind``, unequal ``cols``/``rows``, or too few points.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    x = np.asarray(cols, dtype=np.float64).ravel()
+    y = np.asarray(rows, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise LabelError(f"a selection needs as many column as row coordinates, got {x.size} and {y.size}")
+    if kind == "box":
+        if x.size < 2:
+            raise LabelError(f"a box selection needs its two corners, got {x.size} point(s)")
+        rr, cc = np.ogrid[0:h, 0:w]
+        return (rr >= y.min()) & (rr <= y.max()) & (cc >= x.min()) & (cc <= x.max())
+    if kind == "lasso":
+        if x.size < 3:
+            raise LabelError(f"a lasso selection needs at least 3 points, got {x.size}")
+        # pixel centres at integers: shift by half a pixel into region_pixels' edge coordinates
+        vertices = np.column_stack([y + 0.5, x + 0.5])
+        return _polygon_mask(vertices, (h, w))
+    raise LabelError(f"unknown selection kind {kind!r}; use 'box' or 'lasso'")
+
+
+def box_to_rectangle(cols: Sequence[float], rows: Sequence[float], shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The half-open rectangle ``(row0, col0, row1, col1)`` of the pixels a dragged box covers.
+
+    Exactly the cells whose centres (at integer axis coordinates) lie inside the box, clipped to
+    the scan; the same cells as ``selection_mask("box", cols, rows, shape)``.
+
+    Raises
+    ------
+    LabelError
+        If the box contains no pixel centre of the scan (drag a larger box, or inside the map).
+    """
+    mask = selection_mask("box", cols, rows, shape)
+    rr = np.nonzero(mask.any(axis=1))[0]
+    cc = np.nonzero(mask.any(axis=0))[0]
+    if rr.size == 0 or cc.size == 0:
+        raise LabelError(
+            f"the box (columns {min(cols):g}..{max(cols):g}, rows {min(rows):g}..{max(rows):g}) contains no pixel "
+            f"centre of the {int(shape[0])} x {int(shape[1])} scan; drag a box over at least one pixel"
+        )
+    return int(rr[0]), int(cc[0]), int(rr[-1]) + 1, int(cc[-1]) + 1

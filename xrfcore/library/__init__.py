@@ -31,6 +31,8 @@ __all__ = [
     "Pigment",
     "PigmentLibrary",
     "load_library",
+    "library_from_dict",
+    "visible_elements",
     "default_library_path",
     "parse_formula",
     "element_mass_fractions",
@@ -322,26 +324,120 @@ def load_library(path: str | Path | None = None) -> PigmentLibrary:
         If the file is missing, not valid JSON, or an entry is invalid.
     """
     p = Path(path) if path is not None else default_library_path()
-    data = _read_json(str(p))
+    return library_from_dict(_read_json(str(p)), source=f"pigment library {p}")
+
+
+def library_from_dict(doc: dict, *, source: str = "pigment library") -> PigmentLibrary:
+    """Validate a library document (the JSON of :meth:`PigmentLibrary.to_dict`) in memory.
+
+    Parameters
+    ----------
+    doc : dict
+        ``pigments`` (list of Pigment fields), ``classes`` (``[[abbr, name], ...]``), optional
+        ``version``, ``binder``, ``ground``, ``pigment_to_binder_mass_ratio``.
+    source : str
+        What the document is, for messages (e.g. the file it came from).
+
+    Returns
+    -------
+    PigmentLibrary
+
+    Raises
+    ------
+    LibraryError
+        Naming the bad row (pigment number and name) or key: a missing or unknown field, a
+        formula that does not parse, a density that is not > 0, a duplicate name, or a binder or
+        ground that is not in the library.
+    """
+    if not isinstance(doc, dict):
+        raise LibraryError(f"{source}: expected an object with 'pigments' and 'classes', got {type(doc).__name__}")
+    for key in ("pigments", "classes"):
+        if key not in doc:
+            raise LibraryError(f"{source} lacks the key {key!r}; a library has 'pigments' and 'classes'")
+    if not isinstance(doc["pigments"], list):
+        raise LibraryError(f"{source}: 'pigments' must be a list of pigment objects")
+    pigments = []
+    for i, d in enumerate(doc["pigments"]):
+        row = f"{source}: pigment {i + 1}" + (f" ({d.get('name')!r})" if isinstance(d, dict) and d.get("name") else "")
+        if not isinstance(d, dict):
+            raise LibraryError(f"{row} must be an object of pigment fields, got {type(d).__name__}")
+        try:
+            pg = Pigment(**d)
+        except TypeError as exc:
+            raise LibraryError(f"{row} lacks a field or has an unknown one: {exc}") from None
+        try:
+            _validate(pg)
+        except LibraryError as exc:
+            raise LibraryError(f"{row}: {exc}") from None
+        pigments.append(pg)
     try:
-        pigments = [Pigment(**d) for d in data["pigments"]]
-        classes = tuple(c for c, _ in data["classes"])
-        names = tuple(n for _, n in data["classes"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise LibraryError(f"pigment library {p} lacks a field or has a bad entry: {exc}") from None
-    for pg in pigments:
-        _validate(pg)
-    lib = PigmentLibrary(
-        pigments=pigments,
-        classes=classes,
-        class_names=names,
-        version=int(data.get("version", 1)),
-        binder=data.get("binder", "OIL"),
-        ground=data.get("ground", "CaCO3"),
-        pigment_to_binder_mass_ratio=float(data.get("pigment_to_binder_mass_ratio", 3.0)),
-    )
-    lib.get(lib.binder), lib.get(lib.ground)
+        classes = tuple(str(c) for c, _ in doc["classes"])
+        names = tuple(str(n) for _, n in doc["classes"])
+    except (TypeError, ValueError) as exc:
+        raise LibraryError(f"{source}: 'classes' must be [[abbreviation, name], ...] ({exc})") from None
+    try:
+        ratio = float(doc.get("pigment_to_binder_mass_ratio", 3.0))
+        version = int(doc.get("version", 1))
+    except (TypeError, ValueError) as exc:
+        raise LibraryError(f"{source}: 'version' and 'pigment_to_binder_mass_ratio' must be numbers ({exc})") from None
+    try:
+        lib = PigmentLibrary(
+            pigments=pigments,
+            classes=classes,
+            class_names=names,
+            version=version,
+            binder=doc.get("binder", "OIL"),
+            ground=doc.get("ground", "CaCO3"),
+            pigment_to_binder_mass_ratio=ratio,
+        )
+        lib.get(lib.binder), lib.get(lib.ground)
+    except LibraryError as exc:
+        raise LibraryError(f"{source}: {exc}") from None
     return lib
+
+
+def visible_elements(library: PigmentLibrary, cls: str, *, tube_kv: float = 40.0, min_kev: float = 2.8) -> list[str]:
+    """Elements of a pigment class that emit a line the detector sees, heaviest mass fraction first.
+
+    Parameters
+    ----------
+    library : PigmentLibrary
+    cls : str
+        A class abbreviation (``"EG"``) or a pigment name/abbreviation. A class with stand-ins
+        (emerald green: verdigris + sodium arsenite) pools the elements of all its members,
+        each at its largest mass fraction among them.
+    tube_kv : float
+        Tube voltage (kV): lines above it are not excited.
+    min_kev : float
+        Lowest line energy (keV) that counts as seen (2.8 keV: the model grid's start).
+
+    Returns
+    -------
+    list of str
+        Element symbols, by decreasing mass fraction; empty for an unknown class.
+    """
+    from xrfcore.elements import emission_lines
+    from xrfcore.errors import XRFError
+
+    members = list(library.pigments_of_class(cls))
+    if not members:
+        try:
+            members = [library.get(cls)]
+        except LibraryError:
+            return []
+    fractions: dict[str, float] = {}
+    for p in members:
+        for el, w in p.elements().items():
+            fractions[el] = max(fractions.get(el, 0.0), w)
+    visible = []
+    for el in fractions:
+        try:
+            lines = emission_lines(el, tube_kv=tube_kv)
+        except XRFError:  # lighter than Na: no line a detector in air sees
+            continue
+        if any(ln.energy_kev >= min_kev for ln in lines):
+            visible.append(el)
+    return sorted(visible, key=lambda el: -fractions[el])
 
 
 def _read_json(path: str) -> dict[str, Any]:

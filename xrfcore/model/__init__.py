@@ -31,6 +31,8 @@ __all__ = [
     "pixel_spectra",
     "ProgressCallback",
     "TextProgressBar",
+    "model_sidecars",
+    "sidecar_path",
 ]
 
 _WHERE = {
@@ -55,6 +57,8 @@ _WHERE = {
     "pixel_spectra": "predict",
     "ProgressCallback": "callbacks",
     "TextProgressBar": "callbacks",
+    "model_sidecars": "sidecars",
+    "sidecar_path": "sidecars",
 }
 
 

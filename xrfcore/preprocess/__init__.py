@@ -11,6 +11,7 @@ from xrfcore.preprocess.pipeline import (
     mean_background,
     preprocess_scan_rows,
     preprocess_spectra,
+    preprocess_steps,
     save_background,
 )
 from xrfcore.preprocess.snip import snip_background
@@ -24,6 +25,7 @@ __all__ = [
     "log_log_sqrt",
     "normalise",
     "preprocess_spectra",
+    "preprocess_steps",
     "preprocess_scan_rows",
     "mean_background",
     "save_background",

@@ -17,6 +17,7 @@ from xrfcore.scan import EnergyCalibration, Scan
 
 __all__ = [
     "preprocess_spectra",
+    "preprocess_steps",
     "preprocess_scan_rows",
     "mean_background",
     "save_background",
@@ -27,8 +28,16 @@ __all__ = [
 _BLOCK_SPECTRA = 1024
 
 
-def _preprocess_block(block: np.ndarray, calibration: EnergyCalibration, config: PreprocessConfig) -> np.ndarray:
+def _preprocess_block(
+    block: np.ndarray,
+    calibration: EnergyCalibration,
+    config: PreprocessConfig,
+    record: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """The pipeline on one block; with ``record`` also a copy of each intermediate in it."""
     x = rebin_to_grid(block, calibration, config.grid, pad=config.pad)
+    if record is not None:
+        record["rebinned"] = x.copy()
     if config.snip:
         bg = snip_background(
             x,
@@ -37,10 +46,18 @@ def _preprocess_block(block: np.ndarray, calibration: EnergyCalibration, config:
             smooth=config.snip_smooth,
             llsqrt=config.snip_llsqrt,
         )
+        if record is not None:
+            record["background"] = np.asarray(bg, dtype=np.float32)
         x -= bg
         np.maximum(x, 0, out=x)
+    elif record is not None:
+        record["background"] = np.zeros_like(x, dtype=np.float32)
+    if record is not None:
+        record["subtracted"] = x.copy()
     if config.transform:
         x = log_log_sqrt(x)
+    if record is not None:
+        record["transformed"] = np.array(x, dtype=np.float32)
     if config.normalise != "none":
         x = normalise(x, config.normalise)
     return x
@@ -49,7 +66,7 @@ def _preprocess_block(block: np.ndarray, calibration: EnergyCalibration, config:
 def preprocess_spectra(
     spectra: np.ndarray,
     calibration: EnergyCalibration,
-    config: PreprocessConfig = PreprocessConfig(),
+    config: PreprocessConfig,
 ) -> np.ndarray:
     """Turn raw spectra into model input: rebin -> SNIP subtract -> transform -> normalise.
 
@@ -89,7 +106,60 @@ def preprocess_spectra(
     return out.reshape(lead + (config.grid.n_channels,))
 
 
-def preprocess_scan_rows(scan: Scan, start: int, stop: int, config: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
+def preprocess_steps(
+    spectra: np.ndarray,
+    calibration: EnergyCalibration,
+    config: PreprocessConfig,
+) -> dict[str, Any]:
+    """Every intermediate of :func:`preprocess_spectra`, for showing the pipeline step by step.
+
+    Parameters
+    ----------
+    spectra : (n, n_channels) or (n_channels,) array-like, counts
+    calibration : EnergyCalibration
+        Energy calibration of the input channels.
+    config : PreprocessConfig
+
+    Returns
+    -------
+    dict
+        ``"rebinned"`` (counts per grid bin), ``"background"`` (SNIP estimate; zeros when SNIP is
+        off), ``"subtracted"`` (rebinned - background, clipped at 0), ``"transformed"`` (after
+        ``ln(1 + ln(1 + sqrt(x)))`` when on, else equal to ``"subtracted"``), ``"model_input"``
+        (after normalisation; exactly what :func:`preprocess_spectra` returns): each
+        ``(n, config.grid.n_channels)`` float32. ``"covered_fraction"``: float, the share of the
+        grid's energy range (keV) inside the spectra's range (below 1 the rest is padded).
+
+    Raises
+    ------
+    CalibrationError
+        With ``config.pad == "error"`` when the spectra do not cover the grid.
+    """
+    from xrfcore.preprocess.grid import source_edges_kev
+
+    if not isinstance(config, PreprocessConfig):
+        raise ConfigError(f"config must be a PreprocessConfig, got {type(config).__name__}")
+    arr = np.asarray(spectra)
+    if arr.ndim not in (1, 2) or arr.shape[-1] < 1:
+        raise ValueError(f"expected one spectrum or a batch (n, n_channels), got shape {arr.shape}")
+    flat = arr.reshape(-1, arr.shape[-1])
+    parts: dict[str, list[np.ndarray]] = {}
+    model_input = []
+    for a in range(0, flat.shape[0], _BLOCK_SPECTRA):
+        record: dict[str, np.ndarray] = {}
+        x = _preprocess_block(flat[a : a + _BLOCK_SPECTRA], calibration, config, record)
+        model_input.append(np.asarray(x, dtype=np.float32))
+        for k, v in record.items():
+            parts.setdefault(k, []).append(np.asarray(v, dtype=np.float32))
+    out: dict[str, Any] = {k: np.concatenate(v, axis=0) for k, v in parts.items()}
+    out["model_input"] = np.concatenate(model_input, axis=0)
+    src = source_edges_kev(calibration, flat.shape[-1])
+    lo, hi = max(float(src[0]), config.grid.start_kev), min(float(src[-1]), config.grid.stop_kev)
+    out["covered_fraction"] = max(0.0, hi - lo) / (config.grid.stop_kev - config.grid.start_kev)
+    return out
+
+
+def preprocess_scan_rows(scan: Scan, start: int, stop: int, config: PreprocessConfig) -> np.ndarray:
     """Preprocess rows ``start:stop`` of a scan -> ``(stop - start, n_cols, grid.n_channels)`` float32."""
     return preprocess_spectra(scan.read_rows(start, stop), scan.calibration, config)
 
