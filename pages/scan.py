@@ -135,16 +135,13 @@ st.subheader("Sum spectrum")
 log = st.toggle("Logarithmic counts", value=True, key="scan_log")
 total = state.sum_spectrum(ref)
 elements: list[str] = []
-lines = []
 with state.show_errors("Element identification failed", stop=False):
-    from xrfcore.elements import line_groups
-
     elements = state.identified_elements(ref)
-    e0, e1 = float(scan.energy_kev[0]), float(scan.energy_kev[-1])
-    for el in elements:
-        lines += plots.marked_lines(line_groups(el, tube_kv=state.tube_kv(scan)), e0, e1)
-st.plotly_chart(plots.spectrum_figure(scan.energy_kev, [("sum of all pixels", total)], log=log, lines=lines),
-                key="scan_sum_spectrum")
+labelled, hover = plots.element_lines(elements, (), tube_kv=state.tube_kv(scan), e0_kev=float(scan.energy_kev[0]),
+                                      e1_kev=float(scan.energy_kev[-1]))
+st.plotly_chart(plots.spectrum_figure(scan.energy_kev, [("sum of all pixels", total)], log=log, labelled=labelled,
+                                      lines=hover), key="scan_sum_spectrum")
+st.caption("Identified elements are labelled; hover over the ticks along the bottom for every other line.")
 if elements:
     st.success("Elements found: " + ", ".join(elements))
 else:

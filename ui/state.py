@@ -327,33 +327,10 @@ def library():
 
 
 def pigment_elements(cls: str, *, tube_kv: float = 40.0, min_kev: float = 2.8) -> list[str]:
-    """Elements of a pigment class that emit a line the detector sees (>= ``min_kev``), by mass.
+    """Elements of a pigment class the detector sees, by mass (:func:`xrfcore.library.visible_elements`)."""
+    from xrfcore.library import visible_elements
 
-    A class with stand-ins (emerald green: verdigris + sodium arsenite) gets the elements of all.
-    """
-    from xrfcore.elements import emission_lines
-    from xrfcore.errors import LibraryError
-
-    lib = library()
-    members = list(lib.pigments_of_class(cls))
-    if not members:
-        try:
-            members = [lib.get(cls)]
-        except LibraryError:
-            return []
-    fractions: dict[str, float] = {}
-    for p in members:
-        for el, w in p.elements().items():
-            fractions[el] = max(fractions.get(el, 0.0), w)
-    visible = []
-    for el in fractions:
-        try:
-            lines = emission_lines(el, tube_kv=tube_kv)
-        except XRFError:  # lighter than Na: no line a detector in air sees
-            continue
-        if any(ln.energy_kev >= min_kev for ln in lines):
-            visible.append(el)
-    return sorted(visible, key=lambda el: -fractions[el])
+    return visible_elements(library(), cls, tube_kv=tube_kv, min_kev=min_kev)
 
 
 # -- model ------------------------------------------------------------------------------------
