@@ -99,6 +99,8 @@ for event in take_events("ft_map"):
     new = {"name": f"region {len(table) + 1}", "row0": row0, "col0": col0, "row1": row1, "col1": col1,
            "top": "", "bottom": ""}
     set_regions(pd.concat([table, pd.DataFrame([new])], ignore_index=True) if len(table) else pd.DataFrame([new]))
+    st.session_state["ft_added"] = (f"Added {new['name']}: rows {row0}–{row1 - 1}, columns {col0}–{col1 - 1} "
+                                    f"({(row1 - row0) * (col1 - col0)} pixels). Name it and give its pigments in the table.")
 
 st.caption("Drag a box on the map to add a rectangle (the box tool stays selected; zoom with the "
            "magnifier, top right, and the map keeps its zoom).")
@@ -108,9 +110,11 @@ for r in frame_to_regions(current_regions()):
     fig.add_shape(type="rect", x0=r["col0"] - 0.5, x1=r["col1"] - 0.5, y0=r["row0"] - 0.5, y1=r["row1"] - 0.5,
                   line=dict(color="red", width=2), label=dict(text=r["name"], font=dict(color="red", size=10),
                                                                textposition="top left"))
-map_col, _ = st.columns([3, 2])
+map_col, note_col = st.columns([3, 2])
 with map_col:
     plotly_events(fig, key="ft_map", height=470, select=True, clicks=False, revision=f"{ref.key}|ft")
+if added := st.session_state.get("ft_added"):
+    note_col.success(added)
 number = {k: st.column_config.NumberColumn(k, min_value=0, step=1, width="small")
           for k in ("row0", "col0", "row1", "col1")}
 edited = st.data_editor(

@@ -76,9 +76,10 @@ def map_figure(
                 marker=dict(symbol="x-thin", size=14, line=dict(width=3, color="red")),
             )
         )
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", title="row", showgrid=False,
+    # the map's edges are the plot's edges (no autorange padding from the marker traces); row 0 on top
+    fig.update_yaxes(range=[h - 0.5, -0.5], scaleanchor="x", constrain="domain", title="row", showgrid=False,
                      zeroline=False)
-    fig.update_xaxes(constrain="domain", title="column", showgrid=False, zeroline=False)
+    fig.update_xaxes(range=[-0.5, w - 0.5], constrain="domain", title="column", showgrid=False, zeroline=False)
     fig.update_layout(title=dict(text=title), height=height, margin=dict(l=55, r=10, t=40 if title else 10, b=10))
     return fig
 
@@ -222,7 +223,7 @@ def spectrum_figure(
     fig.update_yaxes(type="log" if log else "linear", title=y_title)
     fig.update_xaxes(title="energy (keV)")
     fig.update_layout(title=dict(text=title), height=height, margin=dict(l=55, r=10, t=40 if title else 10, b=10),
-                      legend=dict(orientation="h", y=-0.25), hovermode="closest",
+                      legend=dict(orientation="h", y=-0.25), hovermode="closest", showlegend=len(traces) > 1,
                       yaxis2=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True))
     return fig
 
