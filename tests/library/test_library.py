@@ -106,3 +106,13 @@ def test_paint_is_three_parts_pigment_one_part_binder(lib):
     assert lib.paint_density({"VM": 1.0}) == pytest.approx(1 / (0.75 / 8.1 + 0.25 / 0.93))
     # the ground is used neat
     assert lib.paint_density({"CaCO3": 1.0}) == pytest.approx(2.71)
+
+
+def test_key_elements_from_table_and_from_formula():
+    from xrfcore.library import Pigment, key_elements
+
+    assert key_elements("EG") == ("Cu", "As") and key_elements("LW") == ("Pb",)
+    lib = load_library()
+    lib.add(Pigment(name="cadmium yellow", abbr="CY", formula="CdS", density_g_cm3=4.8, density_source="CRC",
+                    colour="#ffd700", notes="", label="CY"))
+    assert key_elements("CY", lib) == ("Cd",)  # S (Z 16) is too light to count

@@ -4,7 +4,8 @@ PyMca5 is imported only inside the fitting functions.
 """
 
 from xrfcore.elements.fit import FitMaps, fit_scan, fitted_maps
-from xrfcore.elements.identify import find_peaks, identify_elements
+from xrfcore.elements.evidence import EvidenceConfig, fit_evidence, fit_spectrum, scan_evidence
+from xrfcore.elements.identify import element_report, identify_elements
 from xrfcore.elements.lines import (
     Line,
     LineGroup,
@@ -31,6 +32,10 @@ __all__ = [
     "FitMaps",
     "fit_scan",
     "fitted_maps",
-    "find_peaks",
+    "element_report",
     "identify_elements",
+    "EvidenceConfig",
+    "fit_evidence",
+    "fit_spectrum",
+    "scan_evidence",
 ]

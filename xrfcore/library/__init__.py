@@ -37,7 +37,15 @@ __all__ = [
     "parse_formula",
     "element_mass_fractions",
     "pymca_formula",
+    "KEY_ELEMENTS",
+    "key_elements",
 ]
+
+#: The elements whose lines make each class detectable (METHOD.md "How this project scores itself").
+KEY_ELEMENTS: dict[str, tuple[str, ...]] = {
+    "CB": ("Co",), "EG": ("Cu", "As"), "IO": ("Fe",), "PB": ("Fe",), "CM": ("Sn",), "VM": ("Hg",), "ZW": ("Zn",),
+    "CrY": ("Cr", "Pb"), "CrG": ("Cr",), "RL": ("Pb",), "LW": ("Pb",),
+}
 
 _TOKEN = re.compile(r"([A-Z][a-z]?|\(|\)|\[|\]|\d+(?:\.\d+)?)")
 
@@ -447,3 +455,28 @@ def _read_json(path: str) -> dict[str, Any]:
         raise LibraryError(f"pigment library {path} not found; pass an existing pigments.json") from None
     except json.JSONDecodeError as exc:
         raise LibraryError(f"pigment library {path} is not valid JSON: {exc}") from None
+
+
+def key_elements(cls: str, library: "PigmentLibrary | None" = None, *, min_fraction: float = 0.05) -> tuple[str, ...]:
+    """Elements whose lines must be seen for class ``cls`` to be called (METHOD.md key elements).
+
+    Classes outside :data:`KEY_ELEMENTS` (pigments a user added) get the elements of their
+    pigments' formulas from K (Z = 19) up with at least ``min_fraction`` of the pigment's mass
+    (lighter elements do not reach a detector in air above 2.8 keV).
+
+    Examples
+    --------
+    >>> key_elements("CrY")
+    ('Cr', 'Pb')
+    """
+    if cls in KEY_ELEMENTS:
+        return KEY_ELEMENTS[cls]
+    lib = library if library is not None else load_library()
+    members = lib.pigments_of_class(cls) or [lib.get(cls)]
+    found: dict[str, float] = {}
+    for p in members:
+        for el, w in p.elements().items():
+            if _atomic_number(el) >= 19 and w >= min_fraction:
+                found[el] = max(found.get(el, 0.0), w)
+    return tuple(sorted(found, key=lambda el: -found[el]))
+

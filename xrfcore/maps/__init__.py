@@ -5,10 +5,11 @@ Importing this package is cheap; Dask, h5py, Keras and matplotlib load when a fu
 
 from xrfcore.maps.combine import combined_element_map, percentile_scale
 from xrfcore.maps.export import export_h5, export_png, export_tiff
-from xrfcore.maps.inference import MapsFile, predict_cube, predict_to_h5, read_maps, timing_summary
+from xrfcore.maps.inference import MapsFile, predict_cube, predict_maps, predict_to_h5, read_maps, timing_summary
 
 __all__ = [
     "predict_cube",
+    "predict_maps",
     "predict_to_h5",
     "read_maps",
     "MapsFile",

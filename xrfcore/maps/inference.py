@@ -40,7 +40,7 @@ from xrfcore.scan import EnergyCalibration, Scan
 if TYPE_CHECKING:  # pragma: no cover
     from xrfcore.model.bundle import ModelBundle
 
-__all__ = ["predict_cube", "predict_to_h5", "read_maps", "MapsFile", "timing_summary"]
+__all__ = ["predict_cube", "predict_maps", "predict_to_h5", "read_maps", "MapsFile", "timing_summary", "packed_layout"]
 
 ProgressFn = Callable[[int, int], None]
 
@@ -114,6 +114,24 @@ def _get_bundle(key: str, path: str | None, sha256: str | None) -> Any:
         return bundle
 
 
+def packed_layout(bundle: "ModelBundle", n_unexplained: int = 0) -> dict[str, slice]:
+    """Where each result sits in the per-pixel vectors :func:`_infer_block` returns.
+
+    Heads of the model (``any``; for evidence models ``groups``, ``surface``, ``hidden``), then
+    ``unexplained`` (0/1 per candidate element), then ``total`` (the pixel's total counts).
+    """
+    from xrfcore.model.evidence_model import spec_of
+
+    spec = spec_of(bundle)
+    sizes = spec.layout.sizes() if spec is not None else {"any": bundle.n_classes}
+    sizes = {**sizes, "unexplained": int(n_unexplained), "total": 1}
+    out, a = {}, 0
+    for name, n in sizes.items():
+        out[name] = slice(a, a + n)
+        a += n
+    return out
+
+
 def _infer_block(
     block: np.ndarray,
     *,
@@ -122,36 +140,49 @@ def _infer_block(
     model_sha256: str | None,
     calibration: dict[str, float],
     batch_size: int,
+    evidence_config: dict | None = None,
+    unexplained: tuple[str, ...] = (),
 ) -> np.ndarray:
-    """Preprocess + infer one row chunk ``(rows, W, C)`` -> ``(rows, W, K + 1)`` float64.
+    """Preprocess + evidence + infer one row chunk ``(rows, W, C)`` -> ``(rows, W, D)`` float64.
 
-    The last channel holds each pixel's total counts.
+    ``D`` and the meaning of each entry: :func:`packed_layout`.
     """
+    from xrfcore.elements.evidence import EvidenceConfig, fit_evidence
+    from xrfcore.elements.unexplained import unexplained_flags
+    from xrfcore.model.evidence_model import model_inputs, postprocess
     from xrfcore.model.predict import predict_preprocessed
-    from xrfcore.preprocess import preprocess_spectra
 
     bundle = _get_bundle(model_key, model_path, model_sha256)
     rows, cols, n_ch = block.shape
-    k = bundle.n_classes
-    out = np.empty((rows, cols, k + 1), dtype=np.float64)
+    layout = packed_layout(bundle, len(unexplained))
+    width = max(sl.stop for sl in layout.values())
+    out = np.zeros((rows, cols, width), dtype=np.float64)
     if block.size == 0:
         return out
     flat = block.reshape(rows * cols, n_ch)
+    cal = EnergyCalibration.from_dict(calibration)
+    ev_cfg = EvidenceConfig.from_dict(evidence_config) if evidence_config else None
     t0 = time.perf_counter()
-    x = preprocess_spectra(flat, EnergyCalibration.from_dict(calibration), bundle.preprocess)
+    inputs, extras = model_inputs(bundle, flat, cal, evidence_config=ev_cfg)
     t1 = time.perf_counter()
     with _MODEL_LOCK:
         t2 = time.perf_counter()
-        prob = predict_preprocessed(bundle.model, x, batch_size=batch_size)
+        raw = predict_preprocessed(bundle.model, inputs, batch_size=batch_size)
         t3 = time.perf_counter()
+    heads = postprocess(bundle, raw, extras)
     _add_time("preprocess_s", t1 - t0)
     _add_time("model_s", t3 - t2)
-    out[..., :k] = prob.reshape(rows, cols, k)
-    out[..., k] = flat.sum(axis=-1, dtype=np.float64).reshape(rows, cols)
+    for name, values in heads.items():
+        out[..., layout[name]] = values.reshape(rows, cols, -1)
+    if unexplained:
+        ev = extras["evidence"] if extras else fit_evidence(flat, cal, ev_cfg or EvidenceConfig())
+        out[..., layout["unexplained"]] = unexplained_flags(ev, unexplained).reshape(rows, cols, -1)
+    out[..., layout["total"]] = flat.sum(axis=-1, dtype=np.float64).reshape(rows, cols, 1)
     return out
 
 
-def _graph(bundle: "ModelBundle", scan: Scan, *, rows_per_chunk: int, batch_size: int, model_key: str) -> Any:
+def _graph(bundle: "ModelBundle", scan: Scan, *, rows_per_chunk: int, batch_size: int, model_key: str,
+           evidence_config: dict | None = None, unexplained: tuple[str, ...] = ()) -> Any:
     import dask.array as da
 
     h, w, c = scan.shape
@@ -159,25 +190,43 @@ def _graph(bundle: "ModelBundle", scan: Scan, *, rows_per_chunk: int, batch_size
         _RowReader(scan), chunks=(rows_per_chunk, w, c), asarray=False, lock=False,
         meta=np.empty((0, 0, 0), dtype=scan.dtype), name=f"xrf-scan-{uuid.uuid4().hex}",
     )
-    k = bundle.n_classes
+    width = max(sl.stop for sl in packed_layout(bundle, len(unexplained)).values())
     return src.map_blocks(
         _infer_block,
         dtype=np.float64,
-        chunks=(src.chunks[0], (w,), (k + 1,)),
+        chunks=(src.chunks[0], (w,), (width,)),
         meta=np.empty((0, 0, 0), dtype=np.float64),
         model_key=model_key,
         model_path=str(Path(bundle.path).resolve()) if bundle.path else None,
         model_sha256=bundle.sha256,
         calibration=scan.calibration.to_dict(),
         batch_size=int(batch_size),
+        evidence_config=evidence_config,
+        unexplained=tuple(unexplained),
         name=f"xrf-infer-{uuid.uuid4().hex}",
     )
 
 
-def _check(bundle: "ModelBundle", scan: Scan) -> None:
+def _check(bundle: "ModelBundle", scan: Scan, allow_short_range: bool = False) -> float:
+    """Check the scan covers the model's grid; returns the covered share (0-1).
+
+    With ``allow_short_range`` a scan that stops short of the grid (a 20 keV synchrotron map) is
+    accepted: the grid's missing part is zero-padded, and element evidence there is unknown.
+    """
+    from xrfcore.errors import CalibrationError
     from xrfcore.model.bundle import check_compatible
 
-    check_compatible(bundle, scan)
+    grid = bundle.preprocess.grid
+    e = scan.calibration.energies(scan.n_channels)
+    covered = max(0.0, min(float(e[-1]), grid.stop_kev) - max(float(e[0]), grid.start_kev))
+    share = covered / (grid.stop_kev - grid.start_kev)
+    if not allow_short_range:
+        check_compatible(bundle, scan)
+    elif share < 0.3:
+        raise CalibrationError(f"the scan covers only {100 * share:.0f}% of the model's {grid.start_kev:.2f}-"
+                               f"{grid.stop_kev:.2f} keV grid, too little even with --allow-short-range; check the "
+                               "scan's energy calibration or use a model trained for this energy range")
+    return share
 
 
 def _iter_results(
@@ -188,8 +237,10 @@ def _iter_results(
     rows_per_chunk: int | None,
     scheduler: Any,
     n_parallel: int | None,
+    evidence_config: dict | None = None,
+    unexplained: tuple[str, ...] = (),
 ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield ``(row0, row1, block (rows, W, K + 1))`` as blocks complete (any order)."""
+    """Yield ``(row0, row1, block (rows, W, D))`` as blocks complete (any order); D: :func:`packed_layout`."""
     rows = int(rows_per_chunk or scan.default_chunk_rows())
     if rows < 1:
         raise ValueError(f"rows_per_chunk must be >= 1, got {rows_per_chunk}")
@@ -198,7 +249,8 @@ def _iter_results(
         with _BUNDLES_LOCK:
             _BUNDLES[key] = bundle
         try:
-            darr = _graph(bundle, scan, rows_per_chunk=rows, batch_size=batch_size, model_key=key)
+            darr = _graph(bundle, scan, rows_per_chunk=rows, batch_size=batch_size, model_key=key,
+                          evidence_config=evidence_config, unexplained=unexplained)
             yield from _iter_local(darr, rows, scheduler or "threads", n_parallel or min(2, os.cpu_count() or 1))
         finally:
             with _BUNDLES_LOCK:
@@ -207,7 +259,8 @@ def _iter_results(
         if bundle.path is None or bundle.sha256 is None:
             raise ModelError("a dask.distributed run needs a saved model file; save the model (save_model) first")
         key = f"file:{bundle.sha256}"
-        darr = _graph(bundle, scan, rows_per_chunk=rows, batch_size=batch_size, model_key=key)
+        darr = _graph(bundle, scan, rows_per_chunk=rows, batch_size=batch_size, model_key=key,
+                      evidence_config=evidence_config, unexplained=unexplained)
         yield from _iter_distributed(darr, rows, scheduler, n_parallel)
 
 
@@ -266,6 +319,65 @@ def _iter_distributed(darr: Any, rows: int, scheduler: Any, n_parallel: int | No
             client.close()
 
 
+def _setup(bundle: "ModelBundle", scan: Scan, *, allow_short_range: bool, unexplained: bool,
+           library=None) -> tuple[float, dict | None, tuple[str, ...]]:
+    """Covered share, evidence config (dict) for the scan, unexplained-element candidates."""
+    from xrfcore.elements.evidence import EvidenceConfig, config_for_scan
+    from xrfcore.elements.unexplained import explained_elements, unexplained_candidates
+    from xrfcore.model.evidence_model import spec_of
+
+    share = _check(bundle, scan, allow_short_range)
+    spec = spec_of(bundle)
+    if spec is None and not unexplained:
+        return share, None, ()
+    base = spec.evidence if spec is not None else EvidenceConfig()
+    cfg = config_for_scan(scan, base)
+    candidates: tuple[str, ...] = ()
+    if unexplained:
+        candidates = tuple(unexplained_candidates(cfg.elements, explained_elements(library, anode=cfg.anode)))
+    return share, cfg.to_dict(), candidates
+
+
+def predict_maps(
+    bundle: "ModelBundle",
+    scan: Scan,
+    *,
+    batch_size: int = 256,
+    rows_per_chunk: int | None = None,
+    scheduler: Any = None,
+    progress: ProgressFn | None = None,
+    n_parallel: int | None = None,
+    allow_short_range: bool = False,
+    unexplained: bool = True,
+) -> dict[str, Any]:
+    """Every map of a scan in memory: ``any`` (H, W, K) and, for evidence models, ``groups``,
+    ``surface``, ``hidden``; ``unexplained`` (H, W, E) uint8 with ``unexplained_elements`` (E,) the
+    elements flagged somewhere; ``total_counts`` (H, W); ``covered_share`` of the model's grid;
+    ``evidence_config`` (dict or None)."""
+    share, ev_cfg, candidates = _setup(bundle, scan, allow_short_range=allow_short_range, unexplained=unexplained)
+    h, w, _ = scan.shape
+    layout = packed_layout(bundle, len(candidates))
+    out = {name: np.zeros((h, w, sl.stop - sl.start), np.float32) for name, sl in layout.items()}
+    done = 0
+    for a, b, res in _iter_results(bundle, scan, batch_size=batch_size, rows_per_chunk=rows_per_chunk,
+                                   scheduler=scheduler, n_parallel=n_parallel, evidence_config=ev_cfg,
+                                   unexplained=candidates):
+        for name, sl in layout.items():
+            out[name][a:b] = res[..., sl]
+        done += (b - a) * w
+        if progress:
+            progress(done, h * w)
+    flags = out.pop("unexplained").astype(np.uint8)
+    keep = [i for i in range(len(candidates)) if flags[..., i].any()]
+    result: dict[str, Any] = dict(out)
+    result["total_counts"] = result.pop("total")[..., 0].astype(np.float64)
+    result["unexplained"] = flags[..., keep]
+    result["unexplained_elements"] = [candidates[i] for i in keep]
+    result["covered_share"] = share
+    result["evidence_config"] = ev_cfg
+    return result
+
+
 def predict_cube(
     bundle: "ModelBundle",
     scan: Scan,
@@ -275,8 +387,9 @@ def predict_cube(
     scheduler: Any = None,
     progress: ProgressFn | None = None,
     n_parallel: int | None = None,
+    allow_short_range: bool = False,
 ) -> np.ndarray:
-    """Probability of every pigment at every pixel, held in memory (for scans that fit).
+    """Probability of every pigment at every pixel (any layer), held in memory (for scans that fit).
 
     Parameters
     ----------
@@ -292,29 +405,23 @@ def predict_cube(
     progress : callable(pixels_done, pixels_total), optional
     n_parallel : int, optional
         Chunks in flight at once (local: 2; distributed: 2 x cluster threads).
+    allow_short_range : bool
+        Accept a scan that stops short of the model's grid (zero-padded; evidence there unknown).
 
     Returns
     -------
     (H, W, K) ndarray, float32
-        Probabilities (0-1) in the order of ``bundle.classes``.
+        Probabilities (0-1) in the order of ``bundle.classes``. :func:`predict_maps` gives the
+        other maps too.
 
     Raises
     ------
     CalibrationError
         If the scan's energy range does not cover the model's grid.
     """
-    _check(bundle, scan)
-    h, w, _ = scan.shape
-    k = bundle.n_classes
-    out = np.empty((h, w, k), dtype=np.float32)
-    done = 0
-    for a, b, res in _iter_results(bundle, scan, batch_size=batch_size, rows_per_chunk=rows_per_chunk,
-                                   scheduler=scheduler, n_parallel=n_parallel):
-        out[a:b] = res[..., :k]
-        done += (b - a) * w
-        if progress:
-            progress(done, h * w)
-    return out
+    return predict_maps(bundle, scan, batch_size=batch_size, rows_per_chunk=rows_per_chunk, scheduler=scheduler,
+                        progress=progress, n_parallel=n_parallel, allow_short_range=allow_short_range,
+                        unexplained=False)["any"]
 
 
 def predict_to_h5(
@@ -328,6 +435,8 @@ def predict_to_h5(
     progress: ProgressFn | None = None,
     n_parallel: int | None = None,
     compression: str | None = None,
+    allow_short_range: bool = False,
+    unexplained: bool = True,
 ) -> Path:
     """Stream pigment maps of ``scan`` into an HDF5 file without holding the cube in memory.
 
@@ -338,6 +447,8 @@ def predict_to_h5(
         interrupted run (Ctrl-C, kill, error) never leaves a partial file under this name.
     compression : {None, "gzip", "lzf"}
         HDF5 compression of ``probabilities``.
+    unexplained : bool
+        Also write the unexplained-element maps (module docstring).
 
     Returns
     -------
@@ -347,36 +458,62 @@ def predict_to_h5(
     Notes
     -----
     Peak memory is about ``n_parallel`` raw chunks plus their preprocessed copies
-    (default chunk ~64 MB as float32), independent of the scan size.
+    (default chunk ~64 MB as float32), independent of the scan size; the unexplained flags are
+    collected in memory as uint8 (H x W x candidates) and only the flagged elements are written.
     """
     import h5py
 
-    _check(bundle, scan)
+    share, ev_cfg, candidates = _setup(bundle, scan, allow_short_range=allow_short_range, unexplained=unexplained)
     h, w, _ = scan.shape
-    k = bundle.n_classes
+    layout = packed_layout(bundle, len(candidates))
     rows = int(rows_per_chunk or scan.default_chunk_rows())
     final = Path(out_path)
     str_dt = h5py.string_dtype()
+    names = {"any": "probabilities", "groups": "probabilities_groups", "surface": "probabilities_surface",
+             "hidden": "probabilities_hidden"}
+    flags = np.zeros((h, w, len(candidates)), np.uint8)
     with atomic_path(final) as tmp:
         with h5py.File(tmp, "w") as f:
-            probs = f.create_dataset("probabilities", shape=(h, w, k), dtype=np.float32,
-                                     chunks=(max(1, min(rows, h)), w, k), compression=compression)
-            probs.attrs["units"] = "probability (0-1)"
+            dsets = {}
+            for head, name in names.items():
+                if head in layout:
+                    k = layout[head].stop - layout[head].start
+                    dsets[head] = f.create_dataset(name, shape=(h, w, k), dtype=np.float32,
+                                                   chunks=(max(1, min(rows, h)), w, k), compression=compression)
+                    dsets[head].attrs["units"] = "probability (0-1)"
             total = f.create_dataset("total_counts", shape=(h, w), dtype=np.float64,
                                      chunks=(max(1, min(rows, h)), w))
             f.create_dataset("pigments", data=np.array(bundle.classes, dtype=object), dtype=str_dt)
             f.create_dataset("pigment_names", data=np.array(bundle.class_names, dtype=object), dtype=str_dt)
+            from xrfcore.model.evidence_model import spec_of
+
+            spec = spec_of(bundle)
+            if spec is not None:
+                f.create_dataset("group_names", data=np.array(spec.layout.groups, dtype=object), dtype=str_dt)
             _write_attrs(f, bundle, scan)
+            f.attrs["covered_share"] = share
+            f.attrs["evidence_config"] = json.dumps(ev_cfg) if ev_cfg else ""
             done = 0
             for a, b, res in _iter_results(bundle, scan, batch_size=batch_size, rows_per_chunk=rows,
-                                           scheduler=scheduler, n_parallel=n_parallel):
+                                           scheduler=scheduler, n_parallel=n_parallel, evidence_config=ev_cfg,
+                                           unexplained=candidates):
                 t0 = time.perf_counter()
-                probs[a:b] = res[..., :k].astype(np.float32)
-                total[a:b] = res[..., k]
+                for head, ds in dsets.items():
+                    ds[a:b] = res[..., layout[head]].astype(np.float32)
+                total[a:b] = res[..., layout["total"]][..., 0]
+                if candidates:
+                    flags[a:b] = res[..., layout["unexplained"]] > 0.5
                 _add_time("write_s", time.perf_counter() - t0)
                 done += (b - a) * w
                 if progress:
                     progress(done, h * w)
+            keep = [i for i in range(len(candidates)) if flags[..., i].any()]
+            f.create_dataset("unexplained_elements", data=np.array([candidates[i] for i in keep], dtype=object),
+                             dtype=str_dt)
+            f.create_dataset("unexplained", data=flags[..., keep], chunks=True if keep else None,
+                             compression="gzip" if keep else None)
+            f["unexplained"].attrs["meaning"] = ("1 where the element's lines are significant and nothing in the "
+                                                 "model's library, the ground, binder, air or tube explains them")
             f.attrs["complete"] = True
     return final
 
@@ -399,12 +536,21 @@ class MapsFile:
     """Contents of a maps HDF5 file (:func:`read_maps`)."""
 
     def __init__(self, probabilities: np.ndarray, pigments: list[str], pigment_names: list[str],
-                 total_counts: np.ndarray, attrs: dict[str, Any]) -> None:
+                 total_counts: np.ndarray, attrs: dict[str, Any], *, surface: np.ndarray | None = None,
+                 hidden: np.ndarray | None = None, groups: np.ndarray | None = None,
+                 group_names: list[str] | None = None, unexplained: np.ndarray | None = None,
+                 unexplained_elements: list[str] | None = None) -> None:
         self.probabilities = probabilities
         self.pigments = pigments
         self.pigment_names = pigment_names
         self.total_counts = total_counts
         self.attrs = attrs
+        self.surface = surface
+        self.hidden = hidden
+        self.groups = groups
+        self.group_names = group_names or []
+        self.unexplained = unexplained
+        self.unexplained_elements = unexplained_elements or []
 
 
 def read_maps(path: str | os.PathLike) -> MapsFile:
@@ -413,14 +559,24 @@ def read_maps(path: str | os.PathLike) -> MapsFile:
 
     from xrfcore.errors import ScanReadError
 
+    def strings(ds) -> list[str]:
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in ds[()]]
+
     try:
         with h5py.File(path, "r") as f:
+            opt = {k: (f[k][()] if k in f else None) for k in ("probabilities_surface", "probabilities_hidden",
+                                                               "probabilities_groups", "unexplained")}
             return MapsFile(
                 f["probabilities"][()],
-                [s.decode() if isinstance(s, bytes) else str(s) for s in f["pigments"][()]],
-                [s.decode() if isinstance(s, bytes) else str(s) for s in f["pigment_names"][()]],
+                strings(f["pigments"]),
+                strings(f["pigment_names"]),
                 f["total_counts"][()],
                 {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()},
+                surface=opt["probabilities_surface"], hidden=opt["probabilities_hidden"],
+                groups=opt["probabilities_groups"],
+                group_names=strings(f["group_names"]) if "group_names" in f else None,
+                unexplained=opt["unexplained"],
+                unexplained_elements=strings(f["unexplained_elements"]) if "unexplained_elements" in f else None,
             )
     except (OSError, KeyError) as exc:
         raise ScanReadError(f"{path} is not a pigment-maps file written by `xrfcore predict` ({exc})") from exc

@@ -106,9 +106,17 @@ class ModelBundle:
                 "give one name per class"
             )
         n_out = self.model.output_shape[-1]
-        if n_out != len(self.classes):
-            raise ModelError(f"the model has {n_out} outputs but {len(self.classes)} classes were given")
-        n_in = self.model.input_shape[1]
+        layout = (self.metadata.get("evidence_model") or {}).get("layout") if isinstance(self.metadata, dict) else None
+        expected = len(self.classes)
+        if layout:
+            from xrfcore.model.evidence_model import OutputLayout
+
+            expected = OutputLayout.from_dict(layout).n_outputs
+        if n_out != expected:
+            raise ModelError(f"the model has {n_out} outputs but {expected} were expected for {len(self.classes)} "
+                             "classes")
+        shapes = self.model.input_shape if isinstance(self.model.input_shape, list) else [self.model.input_shape]
+        n_in = shapes[0][1]
         if n_in != self.preprocess.grid.n_channels:
             raise ModelError(
                 f"the model takes {n_in} channels but the preprocessing grid has "

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from xrfcore.model.bundle import ModelBundle
     from xrfcore.scan import EnergyCalibration, Scan
 
-__all__ = ["predict_spectra", "predict_preprocessed", "pixel_spectra", "PREDICT_METHODS"]
+__all__ = ["predict_spectra", "predict_layers", "predict_preprocessed", "pixel_spectra", "PREDICT_METHODS"]
 
 _logger = logging.getLogger(__name__)
 
@@ -38,31 +38,54 @@ def _compiled(model: "keras.Model", batch_size: int) -> Callable:
     per_model = _FAST.setdefault(model, {})
     fn = per_model.get(batch_size)
     if fn is None:
-        spec = tf.TensorSpec((batch_size, *model.input_shape[1:]), tf.float32)
+        shapes = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
+        specs = [tf.TensorSpec((batch_size, *shape[1:]), tf.float32) for shape in shapes]
+        multi = isinstance(model.input_shape, list)
 
-        @tf.function(jit_compile=True, input_signature=[spec], reduce_retracing=True)
-        def fn(x):
-            return model(x, training=False)
+        @tf.function(jit_compile=True, input_signature=specs, reduce_retracing=True)
+        def fn(*x):
+            return model(list(x) if multi else x[0], training=False)
 
         per_model[batch_size] = fn
     return fn
 
 
+def _as_inputs(model: "keras.Model", x: Any) -> list[np.ndarray]:
+    """The model's inputs as a list of float32 arrays ``(n, ...)``; a spectrum gets its channel axis."""
+    shapes = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
+    arrays = list(x) if isinstance(x, (list, tuple)) else [x]
+    if len(arrays) != len(shapes):
+        raise ValueError(f"this model takes {len(shapes)} inputs, got {len(arrays)}")
+    out = []
+    for arr, shape in zip(arrays, shapes):
+        a = np.asarray(arr, dtype=np.float32)
+        if a.ndim == len(shape) - 1:
+            a = a[..., None]
+        if a.ndim != len(shape) or tuple(a.shape[1:]) != tuple(shape[1:]):
+            raise ValueError(f"expected an input of shape (n, {', '.join(str(d) for d in shape[1:])}) for this "
+                             f"model, got {np.shape(arr)}")
+        out.append(a)
+    if len({a.shape[0] for a in out}) != 1:
+        raise ValueError(f"model inputs disagree in length: {[a.shape[0] for a in out]}")
+    return out
+
+
 def predict_preprocessed(
     model: "keras.Model",
-    x: np.ndarray,
+    x: Any,
     *,
     batch_size: int = 256,
     method: str = "xla",
 ) -> np.ndarray:
-    """Run the model on preprocessed spectra.
+    """Run the model on preprocessed inputs.
 
     Parameters
     ----------
     model : keras.Model
-        Input ``(batch, n_channels, 1)``.
-    x : (n_spectra, n_channels) or (n_spectra, n_channels, 1) array
-        Preprocessed spectra (float32).
+        Input ``(batch, n_channels, 1)``, or a list of inputs (evidence models: spectrum and
+        evidence vector).
+    x : (n_spectra, n_channels) or (n_spectra, n_channels, 1) array, or a list of arrays
+        Preprocessed spectra (float32), or one array per model input.
     batch_size : int
         Spectra per forward pass. Memory grows with it (~1.5 MB per spectrum at 1360 channels
         in the first block); 256 is fast and modest.
@@ -71,23 +94,20 @@ def predict_preprocessed(
 
     Returns
     -------
-    (n_spectra, K) ndarray, float32
-        Probabilities.
+    (n_spectra, n_outputs) ndarray, float32
+        Probabilities (raw network outputs).
     """
     if method not in PREDICT_METHODS:
         raise ValueError(f"method must be one of {PREDICT_METHODS}, got {method!r}")
-    arr = np.asarray(x, dtype=np.float32)
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    n_in = model.input_shape[1]
-    if arr.ndim != 3 or arr.shape[1] != n_in:
-        raise ValueError(f"expected spectra of shape (n, {n_in}) for this model, got {np.shape(x)}")
-    n, k = arr.shape[0], model.output_shape[-1]
+    arrays = _as_inputs(model, x)
+    multi = isinstance(model.input_shape, list)
+    n, k = arrays[0].shape[0], model.output_shape[-1]
     out = np.empty((n, k), dtype=np.float32)
     if n == 0:
         return out
     if method == "predict":
-        return np.asarray(model.predict(arr, batch_size=batch_size, verbose=0), dtype=np.float32)
+        return np.asarray(model.predict(arrays if multi else arrays[0], batch_size=batch_size, verbose=0),
+                          dtype=np.float32)
     bs = int(min(batch_size, n))
     if method == "xla" and n < batch_size:  # few spectra: pad to a power of two, not to batch_size
         bs = min(int(batch_size), max(8, 1 << (n - 1).bit_length()))
@@ -98,14 +118,14 @@ def predict_preprocessed(
         except Exception as exc:  # pragma: no cover - platform without XLA
             _logger.warning("XLA compile failed (%s); using eager calls", exc)
     for a in range(0, n, bs):
-        block = arr[a : a + bs]
-        m = block.shape[0]
+        blocks = [arr[a : a + bs] for arr in arrays]
+        m = blocks[0].shape[0]
         if fn is not None:
             if m < bs:
-                block = np.concatenate([block, np.zeros((bs - m, *block.shape[1:]), np.float32)])
-            out[a : a + m] = fn(block).numpy()[:m]
+                blocks = [np.concatenate([b, np.zeros((bs - m, *b.shape[1:]), np.float32)]) for b in blocks]
+            out[a : a + m] = fn(*blocks).numpy()[:m]
         else:
-            out[a : a + m] = np.asarray(model(block, training=False))
+            out[a : a + m] = np.asarray(model(blocks if multi else blocks[0], training=False))
     return out
 
 
@@ -142,18 +162,45 @@ def predict_spectra(
     CalibrationError
         If the preprocessing config refuses the scan's energy range (``pad="error"``).
     """
-    from xrfcore.preprocess import preprocess_spectra
+    return predict_layers(bundle, spectra, calibration, batch_size=batch_size, method=method)["any"]
+
+
+def predict_layers(
+    bundle: "ModelBundle",
+    spectra: np.ndarray,
+    calibration: "EnergyCalibration",
+    *,
+    batch_size: int = 256,
+    method: str = "xla",
+    evidence_config: Any = None,
+) -> dict[str, np.ndarray]:
+    """Probabilities per output head for raw spectra.
+
+    Returns
+    -------
+    dict
+        ``"any"`` (n, K) always; for evidence models also ``"groups"`` (n, G), ``"surface"`` and
+        ``"hidden"`` (n, K); ``"surface"``/``"hidden"`` are None for models without them.
+        Evidence models' outputs are gated by element evidence and calibrated
+        (:mod:`xrfcore.model.evidence_model`).
+    """
+    from xrfcore.model.evidence_model import model_inputs, postprocess
 
     arr = np.asarray(spectra)
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2:
         raise ValueError(f"expected spectra of shape (n_spectra, n_channels), got {np.shape(spectra)}")
-    out = np.empty((arr.shape[0], bundle.n_classes), dtype=np.float32)
+    parts: dict[str, list[np.ndarray]] = {}
     block = max(int(batch_size), 1) * 16
-    for a in range(0, arr.shape[0], block):
-        x = preprocess_spectra(arr[a : a + block], calibration, bundle.preprocess)
-        out[a : a + block] = predict_preprocessed(bundle.model, x, batch_size=batch_size, method=method)
+    for a in range(0, max(arr.shape[0], 1), block):
+        inputs, extras = model_inputs(bundle, arr[a : a + block], calibration, evidence_config=evidence_config)
+        raw = predict_preprocessed(bundle.model, inputs, batch_size=batch_size, method=method)
+        for head, values in postprocess(bundle, raw, extras).items():
+            parts.setdefault(head, []).append(values)
+    out: dict[str, Any] = {h: np.concatenate(v) for h, v in parts.items()}
+    out.setdefault("surface", None)
+    out.setdefault("hidden", None)
     return out
 
 

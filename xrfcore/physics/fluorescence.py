@@ -286,7 +286,7 @@ def _above(x: np.ndarray) -> np.ndarray:
 
 def intensities(mass_frac: np.ndarray, areal_g_cm2: np.ndarray, tables: Tables, *,
                 weights: np.ndarray | None = None, secondary: bool = False, chunk: int = 64,
-                dtype=np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                dtype=np.float64, per_layer: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Detected line and scatter intensities of many stacks (before the detector response).
 
     Parameters
@@ -303,10 +303,13 @@ def intensities(mass_frac: np.ndarray, areal_g_cm2: np.ndarray, tables: Tables, 
     dtype : numpy dtype
         Precision of the 4-D self-absorption term: float32 is ~2x faster and within ~1e-6
         relative (``expm1`` keeps thin layers exact); the tests use float64.
+    per_layer : bool
+        Return the line intensities per layer, ``(n_stacks, n_layers, n_lines)`` (what each layer
+        delivers to the detector; they sum over layers to the default result).
 
     Returns
     -------
-    lines : (n_stacks, n_lines) ndarray
+    lines : (n_stacks, n_lines) ndarray, or (n_stacks, n_layers, n_lines) with ``per_layer``
     rayleigh, compton : (n_stacks, n_e0) ndarray
         Scatter of each excitation energy (Rayleigh at ``e0``, Compton at ``e_compton``).
 
@@ -325,17 +328,17 @@ def intensities(mass_frac: np.ndarray, areal_g_cm2: np.ndarray, tables: Tables, 
         raise SimulationError("layer thickness must be >= 0 um; got a negative areal density")
     w = tables.weights if weights is None else np.asarray(weights, dtype=np.float64)
     n = mf.shape[0]
-    out_l = np.empty((n, len(tables.lines)))
+    out_l = np.empty((n, mf.shape[1], len(tables.lines)) if per_layer else (n, len(tables.lines)))
     out_r = np.empty((n, tables.e0.size))
     out_c = np.empty((n, tables.e0.size))
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
         wb = w if w.ndim == 1 else w[a:b]
-        out_l[a:b], out_r[a:b], out_c[a:b] = _chunk(mf[a:b], rt[a:b], tables, wb, secondary, dtype)
+        out_l[a:b], out_r[a:b], out_c[a:b] = _chunk(mf[a:b], rt[a:b], tables, wb, secondary, dtype, per_layer)
     return out_l, out_r, out_c
 
 
-def _chunk(mf, rt, t: Tables, w, secondary, dtype):
+def _chunk(mf, rt, t: Tables, w, secondary, dtype, per_layer=False):
     si, so = t.sin_in, t.sin_out
     mu0 = mf @ t.mu_e0                       # (S, L, E0)
     mul = mf @ t.mu_line                     # (S, L, N)
@@ -350,7 +353,7 @@ def _chunk(mf, rt, t: Tables, w, secondary, dtype):
     wa = (a_in * (w[None, None, :] if w.ndim == 1 else w[:, None, :])) / si  # (S, L, E0)
     # I[s,n] = sum_{l,e} wa[s,l,e] selfabs[s,l,e,n] sigma[e,n] conc[s,l,n]
     tmp = np.einsum("sle,slen->sln", wa.astype(dtype), selfabs * t.sigma.astype(dtype), optimize=True)
-    lines = np.einsum("sln,sln->sn", tmp, conc) * t.eff_line
+    lines = (tmp * conc * t.eff_line) if per_layer else np.einsum("sln,sln->sn", tmp, conc) * t.eff_line
     # scatter: Rayleigh (E0 -> E0) and Compton (E0 -> Ec), per sr
     mu_c = mf @ t.mu_compton
     ray = _scatter(mf @ t.dcs_rayl, mu0, mu0, rt3, wa, si, so) * t.eff_rayl

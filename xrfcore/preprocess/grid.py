@@ -121,7 +121,7 @@ def _rebin_plan(calibration: EnergyCalibration, n_source: int, grid: EnergyGrid)
     return jc, frac, (float(src[0]), float(src[-1])), lo_missing, hi_missing
 
 
-def _check_coverage(calibration, n_source, grid, pad) -> None:
+def _check_coverage(calibration, n_source, grid, pad, warn=True) -> None:
     if pad not in PAD_MODES:
         raise ConfigError(f"pad must be one of {PAD_MODES}, got {pad!r}")
     _, _, (e0, e1), lo_missing, hi_missing = _rebin_plan(calibration, n_source, grid)
@@ -141,7 +141,8 @@ def _check_coverage(calibration, n_source, grid, pad) -> None:
             msg + "; check the scan's energy calibration (offset/gain) or use pad='zero' to fill "
             "the missing range with zeros"
         )
-    _logger.warning("%s; those grid bins are zero-padded (pad='zero')", msg)
+    if warn:
+        _logger.warning("%s; those grid bins are zero-padded (pad='zero')", msg)
 
 
 def rebin_to_grid(
@@ -150,6 +151,7 @@ def rebin_to_grid(
     grid: EnergyGrid,
     *,
     pad: str = "zero",
+    warn: bool = True,
 ) -> np.ndarray:
     """Rebin spectra onto ``grid``, conserving counts.
 
@@ -164,6 +166,8 @@ def rebin_to_grid(
     pad : {"zero", "error"}
         What to do when the grid reaches outside the scan's energy range: ``"zero"`` fills the
         missing part with zeros and logs a warning; ``"error"`` raises.
+    warn : bool
+        Log the zero-padding warning (callers that report coverage themselves pass False).
 
     Returns
     -------
@@ -185,7 +189,7 @@ def rebin_to_grid(
     if arr.ndim < 1 or arr.shape[-1] < 1:
         raise ValueError(f"expected spectra with the energy axis last, got shape {arr.shape}")
     n_source = arr.shape[-1]
-    _check_coverage(calibration, n_source, grid, pad)
+    _check_coverage(calibration, n_source, grid, pad, warn)
     idx, frac, _, _, _ = _rebin_plan(calibration, n_source, grid)
     # channels below the first needed one only add a constant to the cumulative sum, which
     # cancels in the bin differences; channels above the last needed one are never read

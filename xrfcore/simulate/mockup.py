@@ -145,7 +145,10 @@ def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration
     counts : (n_rows, n_cols, n_channels) uint16
     labels : dict
         ``labels``, ``labels_top``, ``labels_bottom`` (n_rows, n_cols, K) uint8, ``label_names``
-        (K,), ``regions`` (list of dicts), ``top_um``/``bottom_um``/``ground_um`` (n_rows, n_cols).
+        (K,), ``regions`` (list of dicts), ``top_um``/``bottom_um``/``ground_um`` (n_rows, n_cols),
+        ``layer_photons`` (n_rows, n_cols, 2, n_elements) float32: expected photons each element of
+        the upper (0) and lower (1) paint layer puts into the spectrum (what makes a pigment
+        detectable from its layer), ``photon_elements`` (n_elements,) their symbols.
     """
     from xrfcore.library import load_library
     from xrfcore.physics import Instrument, finish_spectra, library_elements, render
@@ -212,13 +215,22 @@ def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration
 
     tables = build_tables(elements, ins)
     spec = np.empty((n_pix, n_channels))
+    line_el = np.zeros((len(tables.lines), len(elements)))
+    line_el[np.arange(len(tables.lines)), tables.line_el] = 1.0
+    layer_lines = np.zeros((n_pix, 2, len(elements)))  # detected line intensity per paint layer and element
     for a in range(0, n_pix, pixel_block):
         b = min(n_pix, a + pixel_block)
-        li, ra, co = intensities(mf[a:b], rt[a:b], tables, secondary=ins.secondary)
-        spec[a:b] = render(li, ra, co, tables, ins, calibration, n_channels)
+        li, ra, co = intensities(mf[a:b], rt[a:b], tables, secondary=ins.secondary, per_layer=True)
+        layer_lines[a:b] = li[:, :2] @ line_el
+        spec[a:b] = render(li.sum(axis=1), ra, co, tables, ins, calibration, n_channels)
     phys_total = spec.sum(axis=1)
     counts_px = count_level * phys_total / np.median(phys_total)
     bg = _measured_background(calibration.energies(n_channels)) * 0.15 if measured else None
+    # expected photons each paint layer's elements put into the spectrum (lines, escape peaks included)
+    fluor_share = counts_px * (1.0 - (min(float(bg.sum()), 0.95) if bg is not None else 0.0)) / phys_total
+    layer_photons = layer_lines * fluor_share[:, None, None]
+    two_layers = lower_um > 0  # where only one paint layer lies over the ground, layer 1 is the ground
+    layer_photons[~two_layers, 1] = 0.0
     out = finish_spectra(spec, calibration, pileup_fraction=ins.pileup_fraction, background=bg,
                          total_counts=counts_px, rng=rng)
     if out.max() > np.iinfo(np.uint16).max:
@@ -241,6 +253,8 @@ def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration
         "top_um": top_um.astype(np.float32),
         "bottom_um": bot_um.astype(np.float32),
         "ground_um": ground_um.astype(np.float32),
+        "layer_photons": layer_photons.reshape(n_rows, n_cols, 2, len(elements)).astype(np.float32),
+        "photon_elements": tuple(elements),
     }
     return counts, labels
 

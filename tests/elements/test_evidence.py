@@ -1,0 +1,141 @@
+"""Tests for xrfcore.elements.evidence: the per-spectrum element evidence fit."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from xrfcore.elements.evidence import (EvidenceConfig, estimate_resolution, fit_evidence, fit_spectrum,
+                                       fit_templates, scan_evidence)
+from xrfcore.errors import ConfigError
+from xrfcore.scan import EnergyCalibration, Scan
+
+sys.path.insert(0, os.path.dirname(__file__))
+from element_cubes import synthetic_cube  # noqa: E402
+
+CAL = EnergyCalibration(-0.05, 0.01)
+SMALL = EvidenceConfig(elements=("Ca", "Cr", "Fe", "Co", "Ni", "Cu", "Zn", "As", "Br", "Hg", "Pb"))
+
+
+def _from_templates(amounts: dict[str, float], config: EvidenceConfig, n: int, seed: int,
+                    background: float = 20.0) -> tuple[np.ndarray, EnergyCalibration]:
+    """Poisson spectra made from the fit's own templates on its own grid (the fit model is exact)."""
+    tpl = fit_templates(config, 30.0)
+    rng = np.random.default_rng(seed)
+    model = np.zeros(tpl.n_channels)
+    for el, a in amounts.items():
+        rows = [j for j, o in enumerate(tpl.owners) if o == el]
+        main = tpl.element_rows[tpl.elements.index(el)].astype(bool)
+        for j in rows:
+            if main[j]:
+                model[tpl.window] += a / main.sum() * tpl.matrix[j]
+    model[tpl.window] += background
+    return rng.poisson(np.broadcast_to(model, (n, model.size))).astype(np.float64), tpl.calibration
+
+
+def test_areas_are_recovered_and_absent_elements_are_standard_normal():
+    cfg = EvidenceConfig(elements=SMALL.elements, pileup=False, systematic=0.0)
+    truth = {"Fe": 5000.0, "Pb": 3000.0, "Zn": 800.0}
+    y, cal = _from_templates(truth, cfg, n=400, seed=0)
+    ev = fit_evidence(y, cal, cfg)
+    for el, a in truth.items():
+        i = ev.column(el)
+        mean = ev.net_counts[:, i].mean()
+        # unbiased within 4 standard errors of the mean; sigma matches the scatter of the estimates
+        assert abs(mean - a) < 4 * ev.sigma[:, i].mean() / np.sqrt(len(y)), el
+        assert np.std(ev.net_counts[:, i]) == pytest.approx(ev.sigma[:, i].mean(), rel=0.15), el
+    for el in ("Cr", "Co", "Ni", "Cu", "As", "Br", "Hg"):
+        z = ev.significance[:, ev.column(el)]
+        assert abs(z.mean()) < 0.3 and 0.75 < z.std() < 1.25, (el, z.mean(), z.std())
+        assert np.mean(z >= 5) == 0.0, el
+
+
+def test_as_under_pb_needs_its_own_lines():
+    """Pb La sits on As Ka (10.55 / 10.54 keV): pure Pb gives no As, Pb + As gives As."""
+    cfg = EvidenceConfig(elements=SMALL.elements, pileup=False)
+    pb, cal = _from_templates({"Pb": 20000.0}, cfg, n=50, seed=1)
+    both, _ = _from_templates({"Pb": 20000.0, "As": 8000.0}, cfg, n=50, seed=2)
+    ev_pb, ev_both = fit_evidence(pb, cal, cfg), fit_evidence(both, cal, cfg)
+    assert np.all(ev_pb.significance[:, ev_pb.column("As")] < 5)
+    assert np.all(ev_both.significance[:, ev_both.column("As")] > 5)
+
+
+def test_pileup_sum_peaks_are_explained():
+    from xrfcore.physics.detector import apply_pileup
+
+    cfg = EvidenceConfig(elements=SMALL.elements, systematic=0.0)
+    y, cal = _from_templates({"Fe": 4e5}, EvidenceConfig(elements=SMALL.elements, pileup=False), n=1, seed=3,
+                             background=5.0)
+    expected = np.asarray(y[0], dtype=np.float64)
+    piled = apply_pileup(expected[None, :], cal, 0.02)  # Fe Ka + Fe Ka at 12.8 keV, Fe Ka + Kb at 13.5 keV
+    spectra = np.random.default_rng(4).poisson(np.repeat(piled, 20, axis=0)).astype(float)
+    on = fit_evidence(spectra, cal, cfg)
+    off = fit_evidence(spectra, cal, EvidenceConfig(elements=SMALL.elements, pileup=False, systematic=0.0))
+    assert np.all(on.pileup > 0.5 * 0.02 * expected.sum())
+    worst_on = max(on.significance[:, on.column(el)].max() for el in ("Br", "Pb", "Hg", "As"))
+    worst_off = max(off.significance[:, off.column(el)].max() for el in ("Br", "Pb", "Hg", "As"))
+    assert worst_on < 5 < worst_off  # without the pile-up template a sum peak reads as an element
+
+
+def test_fit_spectrum_components_add_up_and_match_fit_evidence():
+    scan, _ = synthetic_cube({"Fe": 4000.0, "Pb": 3000.0, "Zn": 1500.0}, shape=(2, 2), seed=5)
+    spectrum = scan.spectrum(1, 1)
+    fit = fit_spectrum(spectrum, scan.calibration, config=SMALL)
+    total = fit.background + sum(fit.components.values())
+    np.testing.assert_allclose(total, fit.fitted, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(fit.residual, fit.counts - fit.fitted)
+    ev = fit_evidence(spectrum, scan.calibration, SMALL)
+    assert fit.net_counts["Pb"] == pytest.approx(float(ev.net_counts[0, ev.column("Pb")]))
+    assert fit.significance["Fe"] > 20 and abs(fit.significance["Co"]) < 5
+    assert set(fit.components) >= {"Fe", "Pb", "Zn", "scatter", "pile-up"}
+
+
+def test_areas_agree_with_pymca_fast_linear_fit():
+    """Same synthetic cube through PyMca5's FastXRFLinearFit (its own templates) and ours."""
+    from xrfcore.elements.fit import fit_scan
+
+    scan, truth = synthetic_cube({"Fe": 3000.0, "Zn": 2000.0, "Pb": 3000.0}, shape=(6, 6), n_channels=2048, seed=6)
+    ours = scan_evidence(scan, EvidenceConfig(elements=("Fe", "Zn", "Pb"), noise_ev=100.0, anode=None))
+    pymca = fit_scan(scan, ["Fe", "Zn", "Pb"])
+    for el in ("Fe", "Zn", "Pb"):
+        a, b = ours.map(el).ravel(), pymca.maps[el].ravel()
+        assert np.corrcoef(a, b)[0, 1] > 0.99, el
+        assert np.corrcoef(a, truth[el].ravel())[0, 1] > 0.99, el
+        # both estimate the family's photons (our templates include escape peaks and efficiency): within 15 %
+        assert np.median(a / np.maximum(b, 1.0)) == pytest.approx(1.0, rel=0.15), el
+
+
+def test_resolution_estimate_finds_the_detector_noise():
+    cfg_true = EvidenceConfig(elements=SMALL.elements, noise_ev=140.0, pileup=False)
+    y, cal = _from_templates({"Fe": 2e5, "Pb": 1e5, "Zn": 5e4}, cfg_true, n=1, seed=7)
+    assert estimate_resolution(y[0], cal, EvidenceConfig(elements=SMALL.elements)).noise_ev == 140.0
+
+
+def test_scan_that_stops_short_drops_the_lines_it_cannot_see():
+    cal = EnergyCalibration(0.0, 0.01)
+    short = np.random.default_rng(8).poisson(5.0, (3, 2000)).astype(float)  # up to 20 keV
+    ev = fit_evidence(short, cal, EvidenceConfig(elements=("Fe", "Sn", "Pb")))
+    assert ev.templates.energy_kev[-1] < 20.0
+    assert "Sn K" not in ev.templates.names and "Sn L3" in ev.templates.names
+    with pytest.raises(ConfigError, match="too short"):
+        fit_evidence(short[:, :250], cal, EvidenceConfig())
+
+
+def test_config_validation_and_round_trip():
+    cfg = EvidenceConfig(noise_ev=120.0, scatter_kev=(16.0,))
+    assert EvidenceConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="noise_ev"):
+        EvidenceConfig(noise_ev=-1)
+    with pytest.raises(ConfigError, match="unknown evidence config keys"):
+        EvidenceConfig.from_dict({"noise": 1})
+
+
+def test_scan_evidence_maps_match_per_spectrum_fit():
+    scan, _ = synthetic_cube({"Fe": 2000.0, "Cu": 1000.0}, shape=(5, 4), seed=9)
+    maps = scan_evidence(scan, SMALL, rows_per_chunk=2)
+    flat = fit_evidence(np.asarray(scan.counts).reshape(-1, scan.n_channels), scan.calibration, SMALL)
+    np.testing.assert_allclose(maps.net_counts.reshape(-1, len(maps.elements)), flat.net_counts, rtol=1e-4,
+                               atol=1e-2)
+    assert maps.map("Cu", "significance").shape == (5, 4)
+    assert isinstance(Scan, type)

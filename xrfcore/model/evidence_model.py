@@ -1,0 +1,346 @@
+"""The evidence-backed pigment model: spectrum + element evidence in, gated and calibrated probabilities out.
+
+A model of this kind (``metadata["evidence_model"]`` present) has two inputs:
+
+* ``spectrum``: the preprocessed spectrum (the model's :class:`PreprocessConfig`), read by the
+  convolutional trunk of the paper's CNN;
+* ``evidence``: a short vector of element evidence per spectrum (:func:`evidence_features`):
+  for each library element its significance and its relative abundance, Pb and Hg L3/L2 subshell
+  ratios (what the layers above do to the L lines), the Rayleigh and Compton scatter relative to the
+  total and the total counts. Scatter carries the matrix: a light Prussian-blue paint scatters more
+  than a dense iron-oxide one; the spectrum normalised to its maximum alone loses that.
+
+and one sigmoid output vector laid out in groups (:class:`OutputLayout`): ``any`` (pigment present in
+any layer), ``groups`` (same-element groups: an Fe pigment (PB or IO), a Pb pigment (LW or RL), a Cr
+pigment (CrG or CrY)), ``surface`` (in the uppermost paint layer) and ``hidden`` (in paint under
+another paint layer, and not also on top).
+
+Two steps run after the network, in numpy, with parameters stored in the model file:
+
+1. **Evidence gate**: an output whose key elements (:func:`xrfcore.library.key_elements`) are not all
+   significant at the pixel (``gate_significance``, the threshold element identification uses for a
+   single spectrum) is set to 0 before calibration. A pigment is never *called* without the lines
+   that make it possible. Elements whose lines lie outside the scan's energy range count as unknown
+   and do not gate.
+2. **Calibration**: per output, an isotonic map fitted on simulated validation spectra (never
+   trained on), so a probability of 0.7 is right about 7 times in 10 on data like the simulations.
+   Gated outputs map to the observed frequency of "present but not seen" in validation: the honest
+   "cannot tell" level, not 0.
+
+Models without ``evidence_model`` metadata (the plain paper CNN) keep working unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from xrfcore.errors import ModelError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from xrfcore.elements.evidence import Evidence, EvidenceConfig
+    from xrfcore.model.bundle import ModelBundle
+    from xrfcore.scan import EnergyCalibration
+
+__all__ = [
+    "FEATURE_ELEMENTS",
+    "GROUPS",
+    "OutputLayout",
+    "EvidenceModelSpec",
+    "evidence_features",
+    "feature_names",
+    "gate_matrix",
+    "layout_targets",
+    "fit_isotonic",
+    "apply_isotonic",
+    "expected_calibration_error",
+    "reliability_table",
+    "run_model",
+]
+
+#: Elements of the shipped library whose lines the evidence vector describes.
+FEATURE_ELEMENTS: tuple[str, ...] = ("Ca", "Cr", "Fe", "Co", "Cu", "Zn", "As", "Sn", "Hg", "Pb")
+#: Same-element groups reported with their own probability: (name, members, key elements).
+GROUPS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("Fe pigment (PB or IO)", ("PB", "IO"), ("Fe",)),
+    ("Pb pigment without Cr (LW or RL)", ("LW", "RL"), ("Pb",)),
+    ("Cr pigment (CrG or CrY)", ("CrG", "CrY"), ("Cr",)),
+)
+_RATIO_ELEMENTS = ("Pb", "Hg")
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """Where each output group sits in the model's output vector."""
+
+    classes: tuple[str, ...]
+    groups: tuple[str, ...]
+    heads: tuple[str, ...] = ("any", "groups", "surface", "hidden")
+
+    def sizes(self) -> dict[str, int]:
+        return {h: (len(self.groups) if h == "groups" else len(self.classes)) for h in self.heads}
+
+    def slices(self) -> dict[str, slice]:
+        out, a = {}, 0
+        for h, n in self.sizes().items():
+            out[h] = slice(a, a + n)
+            a += n
+        return out
+
+    @property
+    def n_outputs(self) -> int:
+        return sum(self.sizes().values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"classes": list(self.classes), "groups": list(self.groups), "heads": list(self.heads)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "OutputLayout":
+        try:
+            return cls(tuple(d["classes"]), tuple(d["groups"]), tuple(d.get("heads", cls.heads)))
+        except (KeyError, TypeError) as exc:
+            raise ModelError(f"invalid output layout in the model metadata: {exc}") from exc
+
+
+def feature_names(elements: Sequence[str] = FEATURE_ELEMENTS) -> list[str]:
+    """Names of the evidence features, in order."""
+    names = [f"{el} significance" for el in elements] + [f"{el} abundance" for el in elements]
+    names += [f"{el} L3/L2" for el in _RATIO_ELEMENTS if el in elements]
+    return names + ["Rayleigh/total", "Compton/total", "log10 total counts"]
+
+
+def evidence_features(ev: "Evidence", elements: Sequence[str] = FEATURE_ELEMENTS) -> tuple[np.ndarray, np.ndarray]:
+    """Evidence vector ``(n, F)`` float32 and the known mask ``(n, len(elements))`` of each element.
+
+    An element whose lines lie outside the spectra's energy range is unknown: its features are
+    those of an absent element and its ``known`` entry is False.
+    """
+    n = ev.net_counts.shape[0]
+    total = np.maximum(ev.total_counts, 1.0)[:, None]
+    z = np.zeros((n, len(elements)), np.float32)
+    ab = np.zeros((n, len(elements)), np.float32)
+    known = np.zeros((n, len(elements)), bool)
+    for i, el in enumerate(elements):
+        if el in ev.elements:
+            j = ev.elements.index(el)
+            z[:, i] = ev.significance[:, j]
+            ab[:, i] = ev.net_counts[:, j]
+            known[:, i] = True
+    sig = np.arcsinh(z / 3.0)
+    abund = np.log10((np.maximum(ab, 0.0) + 10.0) / total)
+    cols = [sig, abund]
+    for el in _RATIO_ELEMENTS:
+        if el in elements:
+            l3, l2 = ev.amplitude(f"{el} L3"), ev.amplitude(f"{el} L2")
+            cols.append((np.log((np.maximum(l3, 0) + 10.0) / (np.maximum(l2, 0) + 10.0)))[:, None])
+    names = ev.templates.names
+    ray = sum((ev.amplitudes[:, j] for j, nm in enumerate(names) if nm.endswith("Rayleigh")), np.zeros(n))
+    com = sum((ev.amplitudes[:, j] for j, nm in enumerate(names) if "Compton" in nm), np.zeros(n))
+    cols += [np.log10((np.maximum(ray, 0) + 10.0) / total[:, 0])[:, None],
+             np.log10((np.maximum(com, 0) + 10.0) / total[:, 0])[:, None],
+             np.log10(total)]
+    return np.concatenate(cols, axis=1).astype(np.float32), known
+
+
+def gate_matrix(layout: OutputLayout, elements: Sequence[str] = FEATURE_ELEMENTS, library=None) -> np.ndarray:
+    """0/1 ``(n_outputs, n_elements)``: the key elements each output needs."""
+    from xrfcore.library import key_elements
+
+    index = {el: i for i, el in enumerate(elements)}
+    group_keys = {g[0]: g[2] for g in GROUPS}
+    m = np.zeros((layout.n_outputs, len(elements)))
+    sl = layout.slices()
+    for head in layout.heads:
+        names = layout.groups if head == "groups" else layout.classes
+        for k, name in enumerate(names):
+            keys = group_keys.get(name, ()) if head == "groups" else key_elements(name, library)
+            for el in keys:
+                if el in index:
+                    m[sl[head].start + k, index[el]] = 1.0
+    return m
+
+
+def apply_gate(scores: np.ndarray, z: np.ndarray, known: np.ndarray, gate: np.ndarray,
+               min_significance: float) -> np.ndarray:
+    """Zero every output whose needed elements are not all significant (unknown elements pass)."""
+    seen = (z >= min_significance) | ~known                 # (n, E)
+    missing = (~seen).astype(np.float32) @ gate.T.astype(np.float32)  # (n, n_outputs): needed but not seen
+    return np.where(missing > 0, 0.0, scores).astype(np.float32)
+
+
+def layout_targets(labels_any: np.ndarray, labels_top: np.ndarray, labels_bottom: np.ndarray,
+                   classes: Sequence[str]) -> np.ndarray:
+    """Targets ``(n, n_outputs)`` of the default layout from per-layer labels.
+
+    ``surface`` = in the upper paint layer; ``hidden`` = in the lower paint layer and not also on top.
+    """
+    classes = list(classes)
+    groups = []
+    for _, members, _ in GROUPS:
+        idx = [classes.index(c) for c in members if c in classes]
+        groups.append(labels_any[:, idx].max(axis=1) if idx else np.zeros(labels_any.shape[0], labels_any.dtype))
+    hidden = labels_bottom & (1 - labels_top)
+    return np.concatenate([labels_any, np.stack(groups, axis=1), labels_top, hidden], axis=1).astype(np.uint8)
+
+
+def default_layout(classes: Sequence[str]) -> OutputLayout:
+    return OutputLayout(tuple(classes), tuple(g[0] for g in GROUPS))
+
+
+# -- calibration ----------------------------------------------------------------------------------
+def fit_isotonic(scores: np.ndarray, targets: np.ndarray, *, max_knots: int = 64) -> list[dict[str, list[float]]]:
+    """Per-column isotonic calibration maps ``[{"x": [...], "y": [...]}, ...]`` (monotone, 0-1).
+
+    The fitted step function is thinned to at most ``max_knots`` points for the model file and
+    applied by linear interpolation.
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    out = []
+    for k in range(scores.shape[1]):
+        s, t = scores[:, k].astype(np.float64), targets[:, k].astype(np.float64)
+        if t.min() == t.max():
+            out.append({"x": [0.0, 1.0], "y": [float(t[0]), float(t[0])]})
+            continue
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(s, t)
+        x = np.asarray(iso.X_thresholds_, dtype=np.float64)
+        y = np.asarray(iso.y_thresholds_, dtype=np.float64)
+        if x.size > max_knots:
+            keep = np.unique(np.linspace(0, x.size - 1, max_knots).round().astype(int))
+            x, y = x[keep], y[keep]
+        out.append({"x": [float(v) for v in x], "y": [float(v) for v in y]})
+    return out
+
+
+def apply_isotonic(scores: np.ndarray, maps: Sequence[dict[str, Sequence[float]]]) -> np.ndarray:
+    """Apply :func:`fit_isotonic` maps column by column (float32)."""
+    out = np.empty_like(scores, dtype=np.float32)
+    for k, m in enumerate(maps):
+        out[:, k] = np.interp(scores[:, k], m["x"], m["y"])
+    return out
+
+
+def expected_calibration_error(prob: np.ndarray, target: np.ndarray, *, n_bins: int = 10) -> float:
+    """ECE over ``n_bins`` equal-width probability bins (all entries pooled)."""
+    p = np.asarray(prob, dtype=np.float64).ravel()
+    t = np.asarray(target, dtype=np.float64).ravel()
+    if p.size == 0:
+        return float("nan")
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    err = 0.0
+    for b in range(n_bins):
+        sel = bins == b
+        if sel.any():
+            err += sel.mean() * abs(p[sel].mean() - t[sel].mean())
+    return float(err)
+
+
+def reliability_table(prob: np.ndarray, target: np.ndarray, *, n_bins: int = 10) -> list[dict[str, float]]:
+    """Per bin: ``lo``, ``hi``, ``n``, ``mean_predicted``, ``observed`` (the reliability diagram)."""
+    p = np.asarray(prob, dtype=np.float64).ravel()
+    t = np.asarray(target, dtype=np.float64).ravel()
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    rows = []
+    for b in range(n_bins):
+        sel = bins == b
+        rows.append({"lo": b / n_bins, "hi": (b + 1) / n_bins, "n": int(sel.sum()),
+                     "mean_predicted": float(p[sel].mean()) if sel.any() else None,
+                     "observed": float(t[sel].mean()) if sel.any() else None})
+    return rows
+
+
+# -- the model file's part ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EvidenceModelSpec:
+    """What ``metadata["evidence_model"]`` holds (everything the numpy steps need)."""
+
+    evidence: "EvidenceConfig"
+    layout: OutputLayout
+    feature_elements: tuple[str, ...]
+    feature_mean: np.ndarray
+    feature_std: np.ndarray
+    gate_significance: float
+    calibration: tuple[dict, ...] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"evidence": self.evidence.to_dict(), "layout": self.layout.to_dict(),
+                "feature_elements": list(self.feature_elements), "feature_names": feature_names(self.feature_elements),
+                "feature_mean": [float(v) for v in self.feature_mean],
+                "feature_std": [float(v) for v in self.feature_std],
+                "gate_significance": float(self.gate_significance),
+                "calibration": None if self.calibration is None else list(self.calibration)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EvidenceModelSpec":
+        from xrfcore.elements.evidence import EvidenceConfig
+        from xrfcore.errors import ConfigError
+
+        try:
+            els = tuple(d["feature_elements"])
+            spec = cls(evidence=EvidenceConfig.from_dict(d["evidence"]), layout=OutputLayout.from_dict(d["layout"]),
+                       feature_elements=els, feature_mean=np.asarray(d["feature_mean"], np.float32),
+                       feature_std=np.asarray(d["feature_std"], np.float32),
+                       gate_significance=float(d["gate_significance"]),
+                       calibration=None if d.get("calibration") is None else tuple(d["calibration"]))
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise ModelError(f"invalid evidence-model metadata: {type(exc).__name__}: {exc}") from exc
+        n_f = len(feature_names(els))
+        if spec.feature_mean.shape != (n_f,) or spec.feature_std.shape != (n_f,):
+            raise ModelError(f"evidence-model metadata has {spec.feature_mean.shape} feature means for {n_f} features")
+        if spec.calibration is not None and len(spec.calibration) != spec.layout.n_outputs:
+            raise ModelError(f"evidence-model calibration has {len(spec.calibration)} maps for "
+                             f"{spec.layout.n_outputs} outputs")
+        return spec
+
+
+def spec_of(bundle: "ModelBundle") -> EvidenceModelSpec | None:
+    """The bundle's evidence-model spec, or None for a plain CNN."""
+    d = bundle.metadata.get("evidence_model") if isinstance(bundle.metadata, dict) else None
+    return EvidenceModelSpec.from_dict(d) if d else None
+
+
+def model_inputs(bundle: "ModelBundle", spectra: np.ndarray, calibration: "EnergyCalibration", *,
+                 evidence_config: "EvidenceConfig | None" = None):
+    """Network inputs for raw spectra, plus what the numpy steps need.
+
+    Returns ``(inputs, extras)``: ``inputs`` is the preprocessed array (plain CNN) or a list
+    ``[spectrum (n, C, 1), evidence (n, F)]``; ``extras`` holds ``z`` and ``known`` (n, E) or None.
+    """
+    from xrfcore.elements.evidence import fit_evidence
+    from xrfcore.preprocess import preprocess_spectra
+
+    x = preprocess_spectra(spectra, calibration, bundle.preprocess)
+    spec = spec_of(bundle)
+    if spec is None:
+        return x, None
+    ev = fit_evidence(spectra, calibration, evidence_config or spec.evidence)
+    feats, known = evidence_features(ev, spec.feature_elements)
+    feats = (feats - spec.feature_mean) / spec.feature_std
+    z = np.zeros(known.shape, np.float32)
+    for i, el in enumerate(spec.feature_elements):
+        if el in ev.elements:
+            z[:, i] = ev.significance[:, ev.elements.index(el)]
+    return [x[..., None], feats.astype(np.float32)], {"z": z, "known": known, "evidence": ev}
+
+
+def postprocess(bundle: "ModelBundle", raw: np.ndarray, extras: dict | None, *, library=None) -> dict[str, np.ndarray]:
+    """Gate and calibrate raw network outputs; split them into the layout's heads."""
+    spec = spec_of(bundle)
+    if spec is None:
+        return {"any": raw.astype(np.float32)}
+    gate = gate_matrix(spec.layout, spec.feature_elements, library)
+    gated = apply_gate(raw, extras["z"], extras["known"], gate, spec.gate_significance)
+    prob = apply_isotonic(gated, spec.calibration) if spec.calibration is not None else gated
+    return {h: prob[:, sl] for h, sl in spec.layout.slices().items()}
+
+
+def run_model(bundle: "ModelBundle", spectra: np.ndarray, calibration: "EnergyCalibration", *,
+              batch_size: int = 256, evidence_config: "EvidenceConfig | None" = None) -> dict[str, np.ndarray]:
+    """Probabilities for raw spectra, as a dict of heads (``any`` always; others when the model has them)."""
+    from xrfcore.model.predict import predict_preprocessed
+
+    inputs, extras = model_inputs(bundle, spectra, calibration, evidence_config=evidence_config)
+    raw = predict_preprocessed(bundle.model, inputs, batch_size=batch_size)
+    return postprocess(bundle, raw, extras)
