@@ -65,6 +65,16 @@ def inspector() -> None:
 
     pixel = st.session_state.get("pixel", (scan.n_rows // 2, scan.n_cols // 2))
     pixel_mode = mode == "pixel"
+    left, right = st.columns([1, 1])
+    region = st.session_state.get("region")
+    if region is None:  # typed row/column: read first, so the marker is drawn where they point
+        with right:
+            r0, c0 = pixel
+            r = st.number_input("row", 0, scan.n_rows - 1, int(r0), key=f"insp_row_{r0}_{c0}")
+            c_ = st.number_input("column", 0, scan.n_cols - 1, int(c0), key=f"insp_col_{r0}_{c0}")
+        if (int(r), int(c_)) != tuple(pixel):
+            pixel = (int(r), int(c_))
+            st.session_state["pixel"] = pixel
     if fig_of == "probability":
         fig = plots.probability_map(image, marker=pixel, selectable=not pixel_mode, height=460)
     else:
@@ -72,7 +82,6 @@ def inspector() -> None:
                                selectable=not pixel_mode, height=460)
     if not pixel_mode:
         fig.update_layout(dragmode="select")
-    left, right = st.columns([1, 1])
     with left:
         st.caption("Click a pixel." if pixel_mode else "Drag a box (or pick the lasso, top right of the map).")
         plotly_events(fig, key="insp_click", height=470, select=not pixel_mode, clicks=pixel_mode,
@@ -88,7 +97,7 @@ def inspector() -> None:
         labelled, hover = plots.element_lines([e for e in show_lines if e in elements],
                                               [e for e in show_lines if e not in elements],
                                               tube_kv=kv, e0_kev=e0, e1_kev=e1)
-        region = st.session_state.get("region")
+        evidence = None
         if region is not None:
             mask = selection_mask(region["kind"], region["x"], region["y"], (scan.n_rows, scan.n_cols))
             with state.show_errors("Prediction failed", stop=False):
@@ -99,23 +108,47 @@ def inspector() -> None:
             title = f"mean of {n} pixels ({region['kind']})"
         else:
             r, c_ = pixel
-            r = st.number_input("row", 0, scan.n_rows - 1, int(r), key=f"insp_row_{r}_{c_}")
-            c_ = st.number_input("column", 0, scan.n_cols - 1, int(c_), key=f"insp_col_{pixel[0]}_{c_}")
-            if (r, c_) != tuple(pixel):
-                st.session_state["pixel"] = (int(r), int(c_))
-                st.rerun(scope="fragment")
-            spec, probs = pixel_view(scan, r, c_)
-            with state.show_errors("Prediction failed", stop=False):
-                spec, probs = pixel_view(scan, r, c_, bundle=bundle)
+            spec, probs, evidence = pixel_view(scan, r, c_)[0], None, None
+            with state.show_errors("The element fit failed", stop=False):
+                evidence = state.pixel_evidence(ref, int(r), int(c_), bundle.sha256 if bundle else "", _bundle=bundle)
+                probs = evidence.layers.get("any")
             title = f"pixel (row {r}, col {c_})"
         st.markdown(f"**{title}**")
-        st.plotly_chart(plots.spectrum_figure(scan.energy_kev, [(title, spec)], log=log, labelled=labelled,
-                                              lines=hover, height=340), key="insp_spectrum")
+        if region is None and evidence is not None:
+            mark = [(e, f"{el}: {sig:.0f}σ, not explained by the library") for el, sig, e in evidence.unexplained]
+            st.plotly_chart(plots.fit_figure(evidence.fit, log=log, labelled=labelled, lines=hover, mark=mark,
+                                             height=420), key="insp_spectrum")
+            if evidence.unexplained:
+                st.warning("Lines no pigment of the library explains (the probabilities here come from a model that "
+                           "never saw them): " + ", ".join(f"{el} ({sig:.0f}σ at {e:.2f} keV)"
+                                                          for el, sig, e in evidence.unexplained))
+        else:
+            st.plotly_chart(plots.spectrum_figure(scan.energy_kev, [(title, spec)], log=log, labelled=labelled,
+                                                  lines=hover, height=340), key="insp_spectrum")
+        threshold = st.session_state.get("threshold", 0.5)
         if probs is not None:
-            st.plotly_chart(plots.probability_bars(bundle.classes, probs,
-                                                   threshold=st.session_state.get("threshold", 0.5)),
-                            key="insp_probs")
+            layers = evidence.layers if region is None and evidence is not None else {"any": probs}
+            st.plotly_chart(plots.layer_bars(bundle.classes, layers, threshold=threshold), key="insp_probs")
             st.caption("Probabilities: " + ", ".join(f"{c} {p:.0%}" for c, p in zip(bundle.classes, probs)))
+        if region is None and evidence is not None:
+            st.markdown("**Each pigment beside the evidence for its key elements**")
+            st.dataframe(evidence_table(evidence), hide_index=True, width="stretch", key="insp_evidence")
+
+
+def evidence_table(evidence) -> "pd.DataFrame":
+    """Rows of :class:`xrfcore.views.PixelEvidence` as a table (probabilities in %, counts as fitted)."""
+    import pandas as pd
+
+    def pct(v):
+        return None if v is None else round(100 * v, 1)
+
+    table = pd.DataFrame([{
+        "pigment": f"{row['pigment']}: {row['name']}",
+        "P present (%)": pct(row["any"]), "P surface (%)": pct(row["surface"]), "P hidden (%)": pct(row["hidden"]),
+        "key elements: net counts ± σ (significance)": "; ".join(
+            f"{el} {n:,.0f} ± {sd:,.0f} ({sig:.1f}σ)" for el, n, sd, sig in row["key_elements"]) or "—",
+    } for row in evidence.rows])
+    return table.dropna(axis=1, how="all")
 
 
 try:

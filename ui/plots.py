@@ -228,6 +228,58 @@ def spectrum_figure(
     return fig
 
 
+def fit_figure(fit, *, log: bool = True, labelled: Iterable = (), lines: Iterable = (),
+               mark: Sequence[tuple[float, str]] = (), height: int = 420, title: str = "") -> go.Figure:
+    """A spectrum with its element fit (fitted total and background) above the residual.
+
+    ``fit`` has ``energy_kev``, ``counts``, ``fitted``, ``background``, ``residual`` (counts),
+    e.g. :class:`xrfcore.elements.evidence.SpectrumFit`. The residual panel below shows
+    ``counts - fitted`` divided by the Poisson sigma ``sqrt(max(fitted, 1))``.
+    """
+    from plotly.subplots import make_subplots
+
+    e = np.asarray(fit.energy_kev)
+    top = spectrum_figure(e, [("counts", fit.counts), ("element fit", fit.fitted), ("background", fit.background)],
+                          log=log, labelled=labelled, lines=lines, mark=mark, height=height)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.75, 0.25], vertical_spacing=0.04)
+    colours = ["rgb(60,60,60)", "rgb(214,39,40)", "rgb(120,160,220)"]
+    for trace, colour in zip(top.data[:3], colours):
+        fig.add_trace(trace.update(line=dict(color=colour, width=1.2 if colour != colours[1] else 1.6)), row=1, col=1)
+    for trace in top.data[3:]:  # line ticks and unexplained marks: on the paper axis of the top panel
+        fig.add_trace(trace.update(yaxis="y3"))
+    resid = np.asarray(fit.residual, dtype=np.float64) / np.sqrt(np.maximum(np.asarray(fit.fitted), 1.0))
+    fig.add_trace(go.Scatter(x=e, y=resid, mode="lines", name="residual (σ)", line=dict(width=1, color="rgb(90,90,90)"),
+                             showlegend=False), row=2, col=1)
+    fig.add_hline(y=0, line=dict(color="grey", width=1), row=2, col=1)
+    for shape in top.layout.shapes:
+        fig.add_shape(shape.update(yref="y domain"), row=1, col=1)
+    for ann in top.layout.annotations:
+        fig.add_annotation(ann.update(yref="y domain"), row=1, col=1)
+    fig.update_yaxes(type="log" if log else "linear", title="counts", row=1, col=1)
+    fig.update_yaxes(title="residual (σ)", row=2, col=1, zeroline=False)
+    fig.update_xaxes(title="energy (keV)", row=2, col=1)
+    fig.update_layout(title=dict(text=title), height=height, margin=dict(l=55, r=10, t=40 if title else 10, b=10),
+                      legend=dict(orientation="h", y=1.08), hovermode="closest",
+                      yaxis3=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True))
+    return fig
+
+
+def layer_bars(classes: Sequence[str], layers: dict, *, threshold: float = 0.5, height: int = 300) -> go.Figure:
+    """Per-pigment probabilities (%) of the model's outputs: "any", and "surface"/"hidden" when present."""
+    fig = go.Figure()
+    styles = {"any": ("present", "rgb(31,119,180)"), "surface": ("surface layer", "rgb(255,127,14)"),
+              "hidden": ("hidden layer", "rgb(44,160,44)")}
+    for part, (name, colour) in styles.items():
+        if layers.get(part) is not None:
+            fig.add_trace(go.Bar(x=list(classes), y=np.asarray(layers[part], dtype=np.float64) * 100, name=name,
+                                 marker_color=colour, hovertemplate=f"%{{x}} {name}: %{{y:.1f}}%<extra></extra>"))
+    fig.add_hline(y=threshold * 100, line=dict(dash="dash", color="grey"))
+    fig.update_yaxes(range=[0, 100], title="probability (%)")
+    fig.update_layout(barmode="group", height=height, margin=dict(l=55, r=10, t=10, b=10),
+                      legend=dict(orientation="h", y=1.12), showlegend=len(fig.data) > 1)
+    return fig
+
+
 def probability_bars(classes: Sequence[str], probs: np.ndarray, *, threshold: float = 0.5,
                      title: str = "", height: int = 300) -> go.Figure:
     """Bar chart of per-pigment probabilities (0-100 %), bars above ``threshold`` highlighted."""

@@ -333,6 +333,16 @@ def pigment_elements(cls: str, *, tube_kv: float = 40.0, min_kev: float = 2.8) -
     return visible_elements(library(), cls, tube_kv=tube_kv, min_kev=min_kev)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def pixel_evidence(ref: ScanRef, row: int, col: int, model_key: str, _bundle=None):
+    """:func:`xrfcore.views.pixel_evidence` of one pixel (cached per scan, pixel and model)."""
+    from xrfcore.views import pixel_evidence as evidence
+
+    scan = load_scan(ref)
+    return evidence(scan.spectrum(int(row), int(col)), scan.calibration, library=library(), bundle=_bundle,
+                    tube_kv=tube_kv(scan))
+
+
 # -- model ------------------------------------------------------------------------------------
 def _default_model_file() -> Path:
     return user_dir() / "active_model.txt"

@@ -17,6 +17,7 @@ Examples
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,8 @@ __all__ = [
     "region_mean",
     "pixel_view",
     "grid_channels_for",
+    "PixelEvidence",
+    "pixel_evidence",
 ]
 
 
@@ -153,3 +156,90 @@ def grid_channels_for(top_kev: float, *, start_kev: float = 2.8, step_kev: float
     """
     stop = min(float(top_kev), float(max_kev))
     return max(16, int(math.floor((stop - start_kev) / step_kev + 1e-9)))
+
+
+@dataclass
+class PixelEvidence:
+    """What the Inspector shows for one spectrum: the element fit beside the model's answer.
+
+    Attributes
+    ----------
+    fit : SpectrumFit
+        The element-evidence fit (:func:`xrfcore.elements.evidence.fit_spectrum`): counts, fitted,
+        background, residual (counts) on the fit grid's ``energy_kev``, and per element
+        ``net_counts``, ``sigma``, ``significance``.
+    layers : dict
+        :func:`xrfcore.model.predict_layers` output for the spectrum, rows taken: ``"any"`` (K,),
+        ``"surface"``/``"hidden"`` (K,) or None when the model has no layer outputs; ``{}`` without a model.
+    rows : list of dict
+        One per pigment class: ``pigment``, ``name``, ``any``/``surface``/``hidden`` (0..1 or None) and
+        ``key_elements``: list of (element, net counts, sigma, significance) of its METHOD.md key elements.
+    unexplained : list of (element, significance, energy_kev)
+        Significant elements (>= ``UNEXPLAINED_SIGNIFICANCE`` sigma) that no pigment of the library,
+        the ground, the air or the tube explains; ``energy_kev`` is the line they are mapped with.
+    """
+
+    fit: Any
+    layers: dict = field(default_factory=dict)
+    rows: list = field(default_factory=list)
+    unexplained: list = field(default_factory=list)
+
+
+def pixel_evidence(spectrum: np.ndarray, calibration: Any, *, library: Any, bundle: Any = None,
+                   tube_kv: float = 40.0, anode: str | None = "Rh") -> PixelEvidence:
+    """The element fit of one spectrum, and per pigment its probability beside its key elements' evidence.
+
+    Parameters
+    ----------
+    spectrum : (n_channels,) array-like, counts
+    calibration : EnergyCalibration
+    library : PigmentLibrary
+        For the key elements of each class and the elements it explains.
+    bundle : ModelBundle, optional
+        The pigment model; without it ``layers`` is ``{}`` and the probabilities are None.
+    tube_kv : float
+        Tube voltage (kV) of the scan.
+    anode : str or None
+        Tube anode (its scattered lines are explained).
+    """
+    from xrfcore.elements import principal_group
+    from xrfcore.elements.evidence import fit_spectrum
+    from xrfcore.elements.unexplained import (UNEXPLAINED_SIGNIFICANCE, explained_elements,
+                                              unexplained_candidates)
+    from xrfcore.errors import XRFError
+    from xrfcore.library import key_elements
+
+    y = np.asarray(spectrum, dtype=np.float64)
+    fit = fit_spectrum(y, calibration, tube_kv=tube_kv, anode=anode)
+    layers: dict = {}
+    classes: list[str] = list(library.classes)
+    names = dict(zip(library.classes, library.class_names))
+    if bundle is not None:
+        from xrfcore.model import predict_layers
+
+        out = predict_layers(bundle, y[None, :], calibration)
+        layers = {k: (None if v is None else np.asarray(v, dtype=np.float64)[0]) for k, v in out.items()}
+        classes, names = list(bundle.classes), dict(zip(bundle.classes, bundle.class_names))
+    rows = []
+    for k, cls in enumerate(classes):
+        try:
+            keys = key_elements(cls, library)
+        except XRFError:
+            keys = ()
+        row = {"pigment": cls, "name": names.get(cls, cls),
+               **{part: (None if layers.get(part) is None else float(layers[part][k]))
+                  for part in ("any", "surface", "hidden")},
+               "key_elements": [(el, fit.net_counts.get(el, float("nan")), fit.sigma.get(el, float("nan")),
+                                 fit.significance.get(el, float("nan"))) for el in keys]}
+        rows.append(row)
+    e_top = float(fit.energy_kev[-1]) if len(fit.energy_kev) else 30.0
+    unexplained = []
+    for el in unexplained_candidates(fit.elements, explained_elements(library, anode=anode)):
+        sig = fit.significance.get(el, 0.0)
+        if np.isfinite(sig) and sig >= UNEXPLAINED_SIGNIFICANCE:
+            try:
+                energy = float(principal_group(el, tube_kv=tube_kv, max_energy_kev=e_top).energy_kev)
+            except XRFError:
+                continue
+            unexplained.append((el, float(sig), energy))
+    return PixelEvidence(fit=fit, layers=layers, rows=rows, unexplained=unexplained)
