@@ -12,8 +12,6 @@ The shipped default model (``models/`` in the repository) is always listed first
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 import json
 import os
 import re
@@ -22,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from xrfcore.atomic import atomic_write_text, file_lock
+from xrfcore.common import sha256_file, utc_now
 from xrfcore.errors import ModelError
+from xrfcore.paths import default_model_path, models_dir, repo_root, shipped_models_dir, user_dir
 
 __all__ = [
     "ModelEntry",
@@ -58,37 +58,10 @@ class ModelEntry:
         return asdict(self)
 
 
-def repo_root() -> Path:
-    """The repository (or installation) root: the folder holding the ``xrfcore`` package."""
-    return Path(__file__).resolve().parents[1]
-
-
-def user_dir() -> Path:
-    """Base folder for user data: ``$XRF_USER_DIR`` or ``<repo>/user_data``."""
-    env = os.environ.get("XRF_USER_DIR")
-    return Path(env).expanduser().resolve() if env else repo_root() / "user_data"
-
-
-def models_dir() -> Path:
-    """Folder of user models (created on demand)."""
-    return user_dir() / "models"
-
-
-def shipped_models_dir() -> Path:
-    """The repository's read-only ``models/`` folder."""
-    return repo_root() / "models"
-
-
 def default_model_file() -> Path | None:
     """Path of the shipped default model, or None when there is none yet."""
-    try:
-        from xrfcore.model import default_model_path
-
-        p = Path(default_model_path())
-        return p if p.exists() else None
-    except (ImportError, ModelError, FileNotFoundError):
-        cands = sorted(shipped_models_dir().glob("*.keras"))
-        return cands[0] if cands else None
+    p = default_model_path()
+    return p if p.exists() else None
 
 
 def is_protected_model(path: str | os.PathLike) -> bool:
@@ -99,15 +72,6 @@ def is_protected_model(path: str | os.PathLike) -> bool:
         return True
     default = default_model_file()
     return default is not None and p == default.resolve()
-
-
-def sha256_file(path: str | os.PathLike, *, block: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(block), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _locked(directory: Path):
@@ -175,7 +139,7 @@ def register_model(
     entry = ModelEntry(
         name=name or p.stem,
         path=str(p),
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        created=utc_now(),
         sha256=sha256_file(p),
         base_sha256=base_sha256,
         lineage=dict(lineage or {}),

@@ -12,12 +12,12 @@ DATA = Path(__file__).resolve().parents[2] / "xrfcore" / "data"
 
 @pytest.mark.slow
 def test_demo_finetune_raises_mean_f1(user_dir, tmp_path):
-    from xrfcore.jobs.tasks import finetune_from_files
     from xrfcore.model import default_model_path
+    from xrfcore.workflows import FinetuneConfig, finetune
 
     assert default_model_path().exists(), f"the shipped default model is missing: {default_model_path()}"
-    res = finetune_from_files(model=None, scans=[str(DATA / "demo_mockup.h5")],
-                              labels=[str(DATA / "demo_mockup_regions.json")], out=str(tmp_path / "demo-ft.keras"),
-                              train_fraction=0.2, seed=0)
+    res = finetune(model=None, scans=[str(DATA / "demo_mockup.h5")],
+                   labels=[str(DATA / "demo_mockup_regions.json")], out=str(tmp_path / "demo-ft.keras"),
+                   config=FinetuneConfig(train_fraction=0.2, seed=0))
     assert res["macro_f1_after"] > res["macro_f1_before"]
     assert (tmp_path / "demo-ft.keras").exists()

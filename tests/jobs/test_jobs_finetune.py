@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from xrfcore.errors import LabelError, ModelError
-from xrfcore.jobs.tasks import finetune_from_files, metrics_path_for, split_pixels
+from xrfcore.model import sidecar_path
+from xrfcore.workflows import FinetuneConfig, finetune, split_pixels
 
 
 def test_split_is_seeded_and_disjoint():
@@ -28,14 +29,16 @@ def test_finetune_improves_and_records_lineage(files, user_dir, tmp_path):
     from xrfcore.registry import list_models
 
     out = tmp_path / "ft.keras"
-    res = finetune_from_files(model=str(files["model"]), scans=[str(files["scan"])] * 2,
-                              labels=[str(files["labels"])] * 2, out=str(out), train_fraction=0.2, seed=1,
-                              stage1_epochs=60, stage2_epochs=60, batch_size=16, patience=10)
+    config = FinetuneConfig(train_fraction=0.2, seed=1, stage1_epochs=60, stage2_epochs=60, batch_size=16,
+                            patience=10)
+    res = finetune(model=str(files["model"]), scans=[str(files["scan"])] * 2, labels=[str(files["labels"])] * 2,
+                   out=str(out), config=config)
     assert res["n_train"] + res["n_test"] == 2 * 256 and res["n_train"] == round(0.2 * 512)
     assert res["macro_f1_after"] > res["macro_f1_before"]
     # vermilion and lead white are told apart after finetuning
     assert res["per_pigment_f1"]["VM"][1] > 0.9 and res["per_pigment_f1"]["LW"][1] > 0.9
-    report = json.loads(metrics_path_for(out).read_text())
+    report = json.loads(sidecar_path(out, "finetune").read_text())
+    assert FinetuneConfig.from_dict(report["config"]) == config
     assert set(report["before"]["per_pigment"]) == set(report["after"]["per_pigment"])
     bundle = load_model(out)
     base = load_model(files["model"])
@@ -43,28 +46,30 @@ def test_finetune_improves_and_records_lineage(files, user_dir, tmp_path):
     assert bundle.metadata["finetune"]["scans"][0]["labels"] == str(files["labels"].resolve())
     assert bundle.metadata["lineage"][-1]["step"] == "finetune"
     assert bundle.metadata["finetune"]["metrics_after"]["macro"]["f1"] == pytest.approx(res["macro_f1_after"])
+    assert FinetuneConfig.from_dict(bundle.metadata["finetune"]["config"]) == config
     entries = [m for m in list_models(include_default=False) if m.path == str(out.resolve())]
     assert len(entries) == 1 and entries[0].base_sha256 == base.sha256 and entries[0].sha256 == bundle.sha256
 
 
 def test_refuses_to_overwrite(files, user_dir, tmp_path, monkeypatch):
-    kw = dict(scans=[str(files["scan"])], labels=[str(files["labels"])], stage1_epochs=1, stage2_epochs=0)
+    kw = dict(scans=[str(files["scan"])], labels=[str(files["labels"])],
+              config=FinetuneConfig(stage1_epochs=1, stage2_epochs=0))
     before = files["model"].read_bytes()
     with pytest.raises(ModelError, match="never overwrites the base model"):
-        finetune_from_files(model=str(files["model"]), out=str(files["model"]), **kw)
+        finetune(model=str(files["model"]), out=str(files["model"]), **kw)
     monkeypatch.setenv("XRF_DEFAULT_MODEL", str(files["model"]))
     copy = tmp_path / "copy.keras"
     copy.write_bytes(before)
     with pytest.raises(ModelError, match="is the shipped default model"):
-        finetune_from_files(model=str(copy), out=str(files["model"]), **kw)
+        finetune(model=str(copy), out=str(files["model"]), **kw)
     other = tmp_path / "exists.keras"
     other.write_bytes(b"x")
     with pytest.raises(ModelError, match="already exists"):
-        finetune_from_files(model=str(files["model"]), out=str(other), **kw)
+        finetune(model=str(files["model"]), out=str(other), **kw)
     assert files["model"].read_bytes() == before
     with pytest.raises(LabelError, match=r"one label file per scan: got 2 scan\(s\) and 1"):
-        finetune_from_files(model=str(files["model"]), out=str(tmp_path / "n.keras"),
-                            scans=[str(files["scan"])] * 2, labels=[str(files["labels"])])
+        finetune(model=str(files["model"]), out=str(tmp_path / "n.keras"),
+                 scans=[str(files["scan"])] * 2, labels=[str(files["labels"])])
 
 
 def test_cli_finetune(files, user_dir, tmp_path, capsys):

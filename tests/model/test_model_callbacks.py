@@ -1,15 +1,13 @@
-"""ProgressCallback forwards Keras events; TextProgressBar draws them."""
+"""ProgressCallback forwards Keras events (the CLI bar is xrfcore.workflows.ConsoleProgress)."""
 
 from __future__ import annotations
-
-import io
 
 import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
 
-from xrfcore.model.callbacks import ProgressCallback, TextProgressBar  # noqa: E402
+from xrfcore.model.callbacks import ProgressCallback  # noqa: E402
 
 
 def test_progress_callback_epochs_and_batches():
@@ -25,16 +23,3 @@ def test_progress_callback_epochs_and_batches():
     assert [e for e, _ in epochs] == [0, 1]
     assert all(lg["stage"] == "fold 1/1" and lg["epochs"] == 2 and isinstance(lg["loss"], float) for _, lg in epochs)
     assert [(e, lg["batch"], lg["batches"]) for e, lg in batches] == [(0, 2, 4), (0, 4, 4), (1, 2, 4), (1, 4, 4)]
-
-
-def test_text_progress_bar():
-    s = io.StringIO()
-    bar = TextProgressBar(stream=s, width=10)
-    bar(0, {"stage": "fold 1/2", "epochs": 4, "loss": 0.5, "event": "epoch"})
-    bar(1, {"stage": "fold 1/2", "epochs": 4, "loss": 0.25, "val_loss": 0.3, "event": "epoch"})
-    bar(0, {"stage": "fold 2/2", "epochs": 4, "loss": 0.5, "event": "epoch"})
-    bar.close()
-    text = s.getvalue()
-    assert "fold 1/2 [#####-----] 2/4 epochs loss=0.2500 val_loss=0.3000" in text
-    assert "\n\rfold 2/2 [##--------] 1/4" in text  # a new stage starts a new line
-    assert text.endswith("\n")

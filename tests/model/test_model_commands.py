@@ -88,3 +88,29 @@ def test_evaluate_unknown_label_name(trained, tmp_path, capsys):
     rc = main(["evaluate", "--model", str(trained), "--scan", str(scan_path), "--labels", str(bad)])
     assert rc == 2
     assert "unobtainium" in capsys.readouterr().err
+
+
+def test_train_workflow_and_train_job_are_one_path(sim_path, tmp_path):
+    """The train job's option dict and a direct call of workflows.train give the same model."""
+    from xrfcore.jobs.tasks import run_task
+    from xrfcore.model.bundle import load_model
+    from xrfcore.model.config import TrainConfig
+    from xrfcore.workflows import train, train_configs_from_options
+
+    options = {"epochs": 2, "folds": 1, "seed": 3, "max_spectra": 200, "grid_step_kev": 0.04, "grid_channels": 256,
+               "batch_size": 16, "filters": [8, 8], "kernel_sizes": [5, 3], "post_conv": [8, 3], "bn_momentum": 0.8}
+    seen = []
+    preprocess, config = train_configs_from_options(options)
+    direct = train(sim_path, tmp_path / "direct.keras", preprocess=preprocess, config=config,
+                   progress=lambda f, m: seen.append((f, m)))
+    job = run_task("train", {"data": str(sim_path), "out": str(tmp_path / "job.keras"), **options},
+                   log=lambda line: None)
+    assert job["out"] == str((tmp_path / "job.keras").resolve()) and job["best_fold"] == 1
+    a, b = load_model(direct.model), load_model(tmp_path / "job.keras")
+    for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert TrainConfig.from_dict(b.metadata["train_config"]) == config
+    assert direct.report_path.is_file() and direct.curves.is_file() and direct.metrics_csv.is_file()
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any("fold 1/1 epoch 2/2" in m for _, m in seen)

@@ -12,9 +12,15 @@ from model_synth import CLASSES, TINY_MODEL  # noqa: E402
 
 from xrfcore.errors import ConfigError  # noqa: E402
 from xrfcore.model.data import dataset_info, load_dataset  # noqa: E402
+from xrfcore.model.config import FinetuneConfig, TrainConfig  # noqa: E402
 from xrfcore.model.train import finetune, positive_weights, train_model  # noqa: E402
 
-FAST = dict(epochs=3, batch_size=32, model_kwargs=TINY_MODEL, patience=3)
+FAST = dict(epochs=3, batch_size=32, patience=3, **TINY_MODEL)
+
+
+def fast(**changes):
+    """The small, quick training settings of these tests, with ``changes``."""
+    return TrainConfig(**{**FAST, **changes})
 
 
 def test_load_dataset_groups_calibrations(sim_path, tiny_config, sim_data):
@@ -52,8 +58,8 @@ def test_smoke_fit_beats_chance_and_reports(sim_data, tiny_config, tmp_path):
     X, Y, names = sim_data
     events = []
     bundle, report = train_model(
-        X, Y, classes=names, config=tiny_config, folds=1, seed=0, out_dir=tmp_path,
-        progress=lambda e, logs: events.append((e, logs)), **FAST,
+        X, Y, classes=names, preprocess=tiny_config, config=fast(folds=1, seed=0), out_dir=tmp_path,
+        progress=lambda e, logs: events.append((e, logs)),
     )
     assert (tmp_path / "fold1.keras").is_file()  # the best checkpoint
     test = report["test"]
@@ -64,14 +70,15 @@ def test_smoke_fit_beats_chance_and_reports(sim_data, tiny_config, tmp_path):
     assert [e for e, logs in events] == [0, 1, 2] and events[0][1]["stage"] == "fold 1/1"
     assert "val_loss" in events[-1][1]
     assert bundle.metadata["training"]["folds"] == 1
+    assert TrainConfig.from_dict(bundle.metadata["train_config"]) == fast(folds=1, seed=0)
     assert bundle.metadata["metrics"]["test"]["macro"]["f1"] == pytest.approx(test["macro"]["f1"])
     assert report["flops_per_spectrum"] > 0
 
 
 def test_kfold_keeps_best_fold(sim_data, tiny_config):
     X, Y, names = sim_data
-    _, report = train_model(X[:200], Y[:200], classes=names, config=tiny_config, folds=2, seed=1,
-                            **{**FAST, "epochs": 1})
+    _, report = train_model(X[:200], Y[:200], classes=names, preprocess=tiny_config,
+                            config=fast(folds=2, seed=1, epochs=1))
     assert len(report["folds"]) == 2
     assert sum(f["n_validation"] for f in report["folds"]) == 160  # the non-test part, split in 2
     best = min(report["folds"], key=lambda f: f["val_loss"])
@@ -81,13 +88,14 @@ def test_kfold_keeps_best_fold(sim_data, tiny_config):
 def test_seeded_training_is_repeatable(sim_data, tiny_config):
     X, Y, names = sim_data
     runs = [
-        train_model(X[:160], Y[:160], classes=names, config=tiny_config, folds=1, seed=7, **{**FAST, "epochs": 2})[0]
+        train_model(X[:160], Y[:160], classes=names, preprocess=tiny_config,
+                    config=fast(folds=1, seed=7, epochs=2))[0]
         for _ in range(2)
     ]
     for a, b in zip(runs[0].model.get_weights(), runs[1].model.get_weights()):
         np.testing.assert_array_equal(a, b)
-    other = train_model(X[:160], Y[:160], classes=names, config=tiny_config, folds=1, seed=8,
-                        **{**FAST, "epochs": 2})[0]
+    other = train_model(X[:160], Y[:160], classes=names, preprocess=tiny_config,
+                        config=fast(folds=1, seed=8, epochs=2))[0]
     assert not np.array_equal(other.model.get_weights()[0], runs[0].model.get_weights()[0])
 
 
@@ -102,13 +110,15 @@ def test_positive_weights_modes():
 
 def test_train_rejects_bad_shapes(tiny_config):
     with pytest.raises(ConfigError, match="channels but the preprocessing grid has 256"):
-        train_model(np.zeros((10, 100)), np.zeros((10, 4)), classes=CLASSES, config=tiny_config)
+        train_model(np.zeros((10, 100)), np.zeros((10, 4)), classes=CLASSES, preprocess=tiny_config)
+    with pytest.raises(ConfigError, match="preprocess must be a PreprocessConfig"):
+        train_model(np.zeros((10, 256)), np.zeros((10, 4)), classes=CLASSES, preprocess=TrainConfig())
 
 
 def test_finetune_two_stages_freezes_conv(sim_data, tiny_config):
     X, Y, names = sim_data
-    base, _ = train_model(X[:200], Y[:200], classes=names, config=tiny_config, folds=1, seed=0,
-                          **{**FAST, "epochs": 1})
+    base, _ = train_model(X[:200], Y[:200], classes=names, preprocess=tiny_config,
+                          config=fast(folds=1, seed=0, epochs=1))
     before = {w.path: w.numpy() for w in base.model.weights}
     stages = []
 
@@ -133,8 +143,8 @@ def test_finetune_two_stages_freezes_conv(sim_data, tiny_config):
     spy.lrs = []
     train_mod._compile = capture
     try:
-        tuned, hist = finetune(base, X[200:320], Y[200:320], stage1_epochs=2, stage2_epochs=2, batch_size=32,
-                               seed=0, progress=spy)
+        tuned, hist = finetune(base, X[200:320], Y[200:320], progress=spy,
+                               config=FinetuneConfig(stage1_epochs=2, stage2_epochs=2, batch_size=32, seed=0))
     finally:
         train_mod._compile = orig
     assert len(hist["stage1"]["loss"]) == 2 and len(hist["stage2"]["loss"]) == 2

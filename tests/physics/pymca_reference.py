@@ -57,10 +57,10 @@ def pymca_group_areas(stack, instrument, library, tables) -> dict[tuple[str, str
 def our_group_areas(stack, instrument, library):
     """Our primary-fluorescence intensity per (element, group), and the tables used."""
     from xrfcore.physics import library_elements
-    from xrfcore.physics.fluorescence import build_tables, intensities, stack_arrays
+    from xrfcore.physics.fluorescence import build_tables, intensities, stack_composition
 
     els = library_elements(library)
-    _, mf, rt = stack_arrays([stack], library, els)
+    _, mf, rt = stack_composition([stack], library, els)
     tables = build_tables(els, instrument)
     li, _, _ = intensities(mf, rt, tables)
     out: dict[tuple[str, str], float] = {}

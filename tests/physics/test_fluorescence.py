@@ -10,7 +10,7 @@ from xrfcore.errors import SimulationError
 from xrfcore.library import load_library
 from xrfcore.physics import Instrument, Layer, Stack, library_elements
 from xrfcore.physics.detector import detector_efficiency
-from xrfcore.physics.fluorescence import build_tables, intensities, stack_arrays
+from xrfcore.physics.fluorescence import build_tables, intensities, stack_composition
 
 LIB = load_library()
 INS = Instrument(scatter=False)
@@ -39,7 +39,7 @@ def _mu(formula_fracs, energy):
 
 def test_one_layer_one_energy_is_beer_lambert(tables):
     stack = Stack((Layer({"IO": 1.0}, 30.0),))
-    _, mf, rt = stack_arrays([stack], LIB, tables.elements)
+    _, mf, rt = stack_composition([stack], LIB, tables.elements)
     w, e0 = _one_energy(tables, 17.25)
     li, _, _ = intensities(mf, rt, tables, weights=w)
     k = _line(tables, "Fe", "KA1")
@@ -56,7 +56,7 @@ def test_one_layer_one_energy_is_beer_lambert(tables):
 
 def test_infinite_thickness_saturates(tables):
     stacks = [Stack((Layer({"ZW": 1.0}, t),)) for t in (10.0, 100.0, 3000.0, 6000.0)]
-    _, mf, rt = stack_arrays(stacks, LIB, tables.elements)
+    _, mf, rt = stack_composition(stacks, LIB, tables.elements)
     li, _, _ = intensities(mf, rt, tables)
     k = _line(tables, "Zn", "KA1")
     assert li[0, k] < li[1, k] < li[2, k]
@@ -68,7 +68,7 @@ def test_pigment_under_vermilion_is_attenuated_by_exp(tables):
     w, e0 = _one_energy(tables, 17.25)
     lw = Layer({"LW": 1.0}, 100.0)
     vm = Layer({"VM": 1.0}, 15.0)
-    _, mf, rt = stack_arrays([Stack((lw,)), Stack((vm, lw))], LIB, tables.elements)
+    _, mf, rt = stack_composition([Stack((lw,)), Stack((vm, lw))], LIB, tables.elements)
     li, _, _ = intensities(mf, rt, tables, weights=w)
     k = _line(tables, "Pb", "LA1")
     comp = LIB.paint_elements({"VM": 1.0})
@@ -83,7 +83,7 @@ def test_pigment_under_vermilion_is_attenuated_by_exp(tables):
 def test_vermilion_absorbs_pb_lbeta_more_than_lalpha(tables):
     # Pb L-beta1 (12.61 keV) lies above the Hg L3 edge (12.28 keV): VM on top lowers Lb/La
     lw = Layer({"LW": 1.0}, 100.0)
-    _, mf, rt = stack_arrays([Stack((lw,)), Stack((Layer({"VM": 1.0}, 20.0), lw))], LIB, tables.elements)
+    _, mf, rt = stack_composition([Stack((lw,)), Stack((Layer({"VM": 1.0}, 20.0), lw))], LIB, tables.elements)
     li, _, _ = intensities(mf, rt, tables)
     la, lb = _line(tables, "Pb", "LA1"), _line(tables, "Pb", "LB1")
     assert li[1, lb] / li[1, la] < 0.9 * li[0, lb] / li[0, la]
@@ -99,10 +99,10 @@ def test_vectorised_equals_one_by_one(tables):
         stacks.append(Stack((Layer({a: f, b: 1 - f}, float(rng.uniform(10, 200))),
                              Layer({"CaCO3": 1.0}, 180.0))))
     stacks.append(Stack((Layer({"VM": 1.0}, 30.0), Layer({"LW": 1.0}, 80.0), Layer({"CaCO3": 1.0}, 180.0))))
-    _, mf, rt = stack_arrays(stacks, LIB, tables.elements)
+    _, mf, rt = stack_composition(stacks, LIB, tables.elements)
     all_at_once = intensities(mf, rt, tables, chunk=3)
     for i, st in enumerate(stacks):
-        _, mf1, rt1 = stack_arrays([st], LIB, tables.elements)
+        _, mf1, rt1 = stack_composition([st], LIB, tables.elements)
         one = intensities(mf1, rt1, tables)
         n_l = mf1.shape[1]
         for a, b in zip(all_at_once, one):
@@ -114,7 +114,7 @@ def test_secondary_fluorescence_raises_co_under_emerald_green():
     ins = Instrument(scatter=False, secondary=True)
     tab = build_tables(library_elements(LIB), ins)
     st = Stack((Layer({"CB": 0.3, "EG": 0.7}, 100.0), Layer({"CaCO3": 1.0}, 200.0)))
-    _, mf, rt = stack_arrays([st], LIB, tab.elements)
+    _, mf, rt = stack_composition([st], LIB, tab.elements)
     prim, _, _ = intensities(mf, rt, tab)
     sec, _, _ = intensities(mf, rt, tab, secondary=True)
     k = _line(tab, "Co", "KA1")

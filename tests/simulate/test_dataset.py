@@ -115,26 +115,10 @@ def test_class_weights_naming_an_unknown_class_fail_before_simulating(tmp_path):
     assert not (tmp_path / "x.h5").exists()
 
 
-def test_partner_twins_differ_from_their_source_in_one_same_element_class_only():
-    lib = load_library()
-    cfg = SimConfig(n_channels=2048, batch_size=16, gain_ev=(15.0, 20.0), partner_twins_p=0.5)
-    b = sample_batch(cfg, np.random.SeedSequence(5), 80, lib)
-    classes = list(lib.classes)
-    same = ("top_um", "bottom_um", "ground_um", "total_counts", "scatter_scale", "background_level")
-    twins = [i for i in range(1, 80) if all(b[f"params/{k}"][i] == b[f"params/{k}"][i - 1] for k in same)]
-    assert 10 <= len(twins) <= 40  # about a third of rows at p=0.5 (a twin is never a source)
-    pairs = {("PB", "IO"), ("IO", "PB"), ("LW", "RL"), ("RL", "LW"), ("CrG", "CrY"), ("CrY", "CrG")}
-    for i in twins:
-        for layer in ("top", "bottom"):
-            a, t = b[f"params/{layer}_fractions"][i - 1], b[f"params/{layer}_fractions"][i]
-            if a.sum() > 0:
-                assert t.sum() == pytest.approx(1.0, abs=1e-5)
-        gone = {classes[k] for k in np.flatnonzero(b["labels_top"][i - 1] & ~b["labels_top"][i])} | \
-               {classes[k] for k in np.flatnonzero(b["labels_bottom"][i - 1] & ~b["labels_bottom"][i])}
-        new = {classes[k] for k in np.flatnonzero(b["labels_top"][i] & ~b["labels_top"][i - 1])} | \
-              {classes[k] for k in np.flatnonzero(b["labels_bottom"][i] & ~b["labels_bottom"][i - 1])}
-        assert len(gone) == 1, (i, gone, new)
-        (c,) = gone
-        assert new <= {q for p, q in pairs if p == c}
-    with pytest.raises(ConfigError, match="partner_twins_p"):
-        SimConfig(partner_twins_p=1.0)
+
+def test_config_of_earlier_training_files_still_reads():
+    """Files written while the partner-twins experiment existed record ``partner_twins_p: 0``."""
+    old = {**SimConfig().to_dict(), "partner_twins_p": 0.0}
+    assert SimConfig.from_dict(old) == SimConfig()
+    with pytest.raises(ConfigError, match="unknown simulation config keys \\['partner_twins_p'\\]"):
+        SimConfig.from_dict({"partner_twins_p": 0.5})

@@ -77,7 +77,10 @@ def test_write_layout_and_command(tmp_path, small):
     out = write_mockup(tmp_path / "m.h5", counts, lab, CAL, regions_out=tmp_path / "m_regions.json")
     with h5py.File(out) as f:
         assert f["xrf/counts"].shape == counts.shape and f["xrf/counts"].dtype == np.uint16
-        assert f["xrf/counts"].chunks[0] == 1
+        # the scan layout of xrfcore.io.write_scan_h5: chunks of whole rows, ground truth alongside
+        assert f["xrf/counts"].chunks[1:] == counts.shape[1:]
+        np.testing.assert_array_equal(f["xrf/labels_top"][:], lab["labels_top"])
+        np.testing.assert_array_equal(f["xrf/truth/top_um"][:], lab["top_um"])
         assert f["xrf/counts"].attrs["offset_keV"] == pytest.approx(-0.96)
         np.testing.assert_allclose(f["xrf/energy_keV"][:], CAL.energies(1024))
         np.testing.assert_array_equal(f["xrf/labels"][:], lab["labels"])

@@ -25,38 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from xrfcore.workflows import element_maps
 
-    import h5py
-    import numpy as np
-
-    from xrfcore.atomic import atomic_path
-    from xrfcore.elements import fitted_maps, identify_elements, roi_maps
-    from xrfcore.errors import ConfigError
-    from xrfcore.io import open_scan
-
-    out = Path(args.out)
-    if out.suffix.lower() not in (".h5", ".hdf5"):
-        raise ConfigError(f"--out must end in .h5 or .hdf5, got {args.out!r}")
-    if out.resolve() == Path(args.scan).resolve():
-        raise ConfigError("--out must not be the input scan; choose another file name")
-    scan = open_scan(args.scan)
-    if args.elements:
-        elements = [e.strip() for e in args.elements.split(",") if e.strip()]
-    else:
-        elements = identify_elements(scan, tube_kv=args.tube_kv)
-        if not elements:
-            raise ConfigError(f"no element lines found in {args.scan}; pass --elements Fe,Pb,... explicitly")
-    make = fitted_maps if args.method == "fit" else roi_maps
-    maps = make(scan, elements, tube_kv=args.tube_kv)
-    with atomic_path(out) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            for el, m in maps.items():
-                h5.create_dataset(el, data=np.asarray(m, dtype=np.float32))
-            h5.create_dataset("elements", data=np.array(list(maps), dtype=h5py.string_dtype()))
-            h5.attrs["method"] = args.method
-            h5.attrs["tube_kv"] = args.tube_kv
-            h5.attrs["source"] = str(args.scan)
+    elements = [e.strip() for e in args.elements.split(",") if e.strip()] if args.elements else None
+    maps = element_maps(args.scan, elements=elements, method=args.method, tube_kv=args.tube_kv, out=args.out)
     print(f"elements ({args.method}): {', '.join(maps)}")
-    print(f"wrote {out}")
+    print(f"wrote {args.out}")
     return 0

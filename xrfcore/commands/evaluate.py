@@ -27,22 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
+    from xrfcore.model.metrics import metrics_table
+    from xrfcore.workflows import evaluate
 
-    from xrfcore.atomic import atomic_write_text
-    from xrfcore.errors import ConfigError
-    from xrfcore.io import open_scan
-    from xrfcore.model.bundle import load_model
-    from xrfcore.model.metrics import evaluate_scan, metrics_table, metrics_to_csv
-
-    if not 0.0 < args.threshold < 1.0:
-        raise ConfigError(f"--threshold must be between 0 and 1, got {args.threshold}")
-    bundle = load_model(args.model)
-    scan = open_scan(args.scan)
-    metrics = evaluate_scan(bundle, scan, args.labels, threshold=args.threshold, batch_size=args.batch_size)
+    metrics = evaluate(args.scan, args.labels, model=args.model, threshold=args.threshold,
+                       batch_size=args.batch_size, json_out=args.json, csv_out=args.csv)
     print(metrics_table(metrics))
-    if args.json:
-        atomic_write_text(args.json, json.dumps(metrics, indent=1) + "\n")
-    if args.csv:
-        metrics_to_csv(metrics, args.csv)
     return 0

@@ -18,7 +18,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import sys
 
 NAME = "finetune"
 HELP = "finetune a model on labelled pixels (label JSON/CSV/HDF5) of one or more scans"
@@ -44,23 +43,19 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from xrfcore.errors import LabelError
-    from xrfcore.jobs.tasks import finetune_from_files
     from xrfcore.model import metrics_table
+    from xrfcore.workflows import ConsoleProgress, FinetuneConfig, finetune
 
     if len(args.scan) != len(args.labels):
         raise LabelError(f"give one --labels per --scan: got {len(args.scan)} --scan and {len(args.labels)} --labels")
-
-    def progress(fraction: float, message: str = "") -> None:
-        n = int(round(24 * fraction))
-        sys.stderr.write(f"\r[{'#' * n}{'-' * (24 - n)}] {100 * fraction:3.0f}% {message[:60]:<60}")
-        sys.stderr.flush()
-
-    result = finetune_from_files(
-        model=args.model, scans=args.scan, labels=args.labels, out=args.out, train_fraction=args.train_fraction,
-        seed=args.seed, stage1_epochs=args.stage1_epochs, stage2_epochs=args.stage2_epochs, batch_size=args.batch,
-        name=args.name, register=not args.no_register, progress=progress, log=lambda msg: None,
-    )
-    sys.stderr.write("\n")
+    config = FinetuneConfig(train_fraction=args.train_fraction, seed=args.seed, stage1_epochs=args.stage1_epochs,
+                            stage2_epochs=args.stage2_epochs, batch_size=args.batch)
+    bar = ConsoleProgress()
+    try:
+        result = finetune(model=args.model, scans=args.scan, labels=args.labels, out=args.out, config=config,
+                          name=args.name, register=not args.no_register, progress=bar)
+    finally:
+        bar.close()
     report = json.loads(open(result["metrics"], encoding="utf-8").read())
     print(f"test pixels: {result['n_test']}, training pixels: {result['n_train']}")
     print("\nBEFORE finetuning (test pixels)")

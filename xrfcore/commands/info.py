@@ -65,34 +65,29 @@ def strongest_peaks(spectrum: np.ndarray, energy_kev: np.ndarray, n: int = 8) ->
 
     Notes
     -----
-    The spectrum is smoothed (Savitzky-Golay, 7 channels), a SNIP background (12 passes of
-    the log-log-sqrt transform, clipping width 20 channels) is subtracted, and
+    The spectrum is smoothed (Savitzky-Golay, 7 channels), a SNIP background
+    (:func:`xrfcore.preprocess.snip_background`, log-log-sqrt operator, clipping windows 20
+    channels down to 1) is subtracted, and
     ``scipy.signal.find_peaks`` ranks local maxima by net height with a prominence above
     three times the Poisson noise. Energies below 0 keV are ignored. A quick overview, not
     a fit.
     """
     from scipy.signal import find_peaks, savgol_filter
 
+    from xrfcore.preprocess import snip_background
+
     y = np.asarray(spectrum, dtype=np.float64)
     e = np.asarray(energy_kev, dtype=np.float64)
     if y.size < 9:
         return []
     smooth = np.clip(savgol_filter(y, 7, 2), 0, None)
-    net = smooth - _snip(smooth, width=20)
-    noise = 3.0 * np.sqrt(np.maximum(_snip(smooth, width=20), 1.0) / 7.0)
+    background = snip_background(smooth, 20, llsqrt=True)
+    net = smooth - background
+    noise = 3.0 * np.sqrt(np.maximum(background, 1.0) / 7.0)
     idx, _ = find_peaks(net, prominence=noise, distance=3)
     idx = idx[e[idx] > 0]
     order = idx[np.argsort(net[idx])[::-1]][:n]
     return [round(float(e[i]), 4) for i in order]
-
-
-def _snip(y: np.ndarray, width: int) -> np.ndarray:
-    """SNIP background with the log-log-sqrt transform (numpy, decreasing window)."""
-    v = np.log(np.log(np.sqrt(y + 1.0) + 1.0) + 1.0)
-    for w in range(width, 0, -1):
-        mid = 0.5 * (v[: -2 * w] + v[2 * w :])
-        v[w:-w] = np.minimum(v[w:-w], mid)
-    return (np.exp(np.exp(v) - 1.0) - 1.0) ** 2 - 1.0
 
 
 def scan_info(scan: Any, *, n_peaks: int = 8) -> dict[str, Any]:

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from typing import TextIO
 
 NAME = "predict"
 HELP = "pigment probability maps of a scan (HDF5, PNG, TIFF)"
 
-__all__ = ["NAME", "HELP", "add_arguments", "run", "PixelProgressBar"]
+__all__ = ["NAME", "HELP", "add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,38 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: local threads)")
     parser.add_argument("--png", metavar="DIR", help="also write one PNG per pigment into DIR")
     parser.add_argument("--tiff", metavar="FILE", help="also write a multi-page TIFF (one page per pigment)")
+    parser.add_argument("--allow-short-range", action="store_true",
+                        help="accept a scan that stops short of the model's energy grid (e.g. a 20 keV map): the "
+                             "missing part is zero-padded and element evidence there counts as unknown")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_reader_arguments(parser)
-
-
-class PixelProgressBar:
-    """``fn(pixels_done, pixels_total)`` -> a one-line bar with pixels/s and ETA on ``stream``."""
-
-    def __init__(self, *, stream: TextIO | None = None, width: int = 28) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-        self.t0 = time.monotonic()
-
-    def __call__(self, done: int, total: int) -> None:
-        elapsed = max(time.monotonic() - self.t0, 1e-9)
-        rate = done / elapsed
-        eta = (total - done) / rate if rate > 0 else float("inf")
-        n = int(round(self.width * done / max(total, 1)))
-        self.stream.write(
-            f"\r[{'#' * n}{'-' * (self.width - n)}] {done}/{total} px  {rate:,.0f} px/s  "
-            f"ETA {_fmt_s(eta)}  elapsed {_fmt_s(elapsed)}"
-        )
-        if done >= total:
-            self.stream.write("\n")
-        self.stream.flush()
-
-
-def _fmt_s(s: float) -> str:
-    if s == float("inf"):
-        return "?"
-    m, sec = divmod(int(round(s)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m{sec:02d}s" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,29 +47,31 @@ def run(args: argparse.Namespace) -> int:
 
     from xrfcore.commands.info import open_from_args
     from xrfcore.errors import ConfigError
-    from xrfcore.maps import export_png, export_tiff, predict_to_h5, read_maps
-    from xrfcore.model import load_model
+    from xrfcore.workflows import ConsoleProgress, no_progress, predict_maps
 
-    out = Path(args.out)
-    if out.suffix.lower() not in (".h5", ".hdf5"):
-        raise ConfigError(f"--out must be an HDF5 file ending in .h5 or .hdf5, got {out.name!r}")
+    if Path(args.out).suffix.lower() not in (".h5", ".hdf5"):
+        raise ConfigError(f"--out must be an HDF5 file ending in .h5 or .hdf5, got {Path(args.out).name!r}")
     if args.batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {args.batch}")
     scan = open_from_args(args)
-    bundle = load_model(args.model)
-    print(f"scan {scan.shape} ({scan.metadata.format}); model {bundle.describe()}", file=sys.stderr)
-    t0 = time.monotonic()
-    predict_to_h5(bundle, scan, out, batch_size=args.batch, rows_per_chunk=args.rows_per_chunk,
-                  scheduler=args.scheduler, progress=None if args.quiet else PixelProgressBar())
-    dt = time.monotonic() - t0
-    n_px = scan.n_rows * scan.n_cols
-    print(f"wrote {out}: {n_px} pixels in {dt:.1f} s ({n_px / max(dt, 1e-9):,.0f} px/s)")
-    if args.png or args.tiff:
-        maps = read_maps(out)
-        if args.png:
-            files = export_png(maps.probabilities, maps.pigments, args.png, pigment_names=maps.pigment_names)
-            print(f"wrote {len(files)} PNG files to {args.png}")
-        if args.tiff:
-            export_tiff(maps.probabilities, maps.pigments, args.tiff)
-            print(f"wrote {args.tiff}")
+    print(f"scan {scan.shape} ({scan.metadata.format}); model {args.model or 'the default model'}", file=sys.stderr)
+    bar = None if args.quiet else ConsoleProgress()
+    try:
+        result = predict_maps(scan, args.out, model=args.model, batch_size=args.batch,
+                              rows_per_chunk=args.rows_per_chunk, scheduler=args.scheduler, png_dir=args.png,
+                              tiff=args.tiff, allow_short_range=args.allow_short_range,
+                              progress=bar or no_progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"wrote {result.maps}: {result.n_pixels} pixels in {result.seconds:.1f} s "
+          f"({result.n_pixels / max(result.seconds, 1e-9):,.0f} px/s)")
+    if result.covered_share < 0.999:
+        print(f"warning: the scan covers {100 * result.covered_share:.0f} % of the model's energy grid; the rest was "
+              "zero-padded and element evidence there is unknown, not absent", file=sys.stderr)
+    print(result.unexplained_summary)
+    if args.png:
+        print(f"wrote {len(result.png)} PNG files to {args.png}")
+    if args.tiff:
+        print(f"wrote {args.tiff}")
     return 0

@@ -25,20 +25,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
 
 
+def options_from_args(args: argparse.Namespace) -> dict:
+    """The simulate job's option dict of these arguments (``config`` is the JSON path or None)."""
+    return {"out": args.out, "n": args.n, "seed": args.seed, "workers": args.workers, "library": args.library,
+            "config": args.config}
+
+
 def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
     from xrfcore.errors import ConfigError
-    from xrfcore.simulate.dataset import SimConfig, simulate_dataset
+    from xrfcore.simulate.dataset import SimConfig
+    from xrfcore.workflows import ConsoleProgress, simulate_training_set
 
-    out = Path(args.out)
-    if out.suffix.lower() not in (".h5", ".hdf5"):
-        raise ConfigError(f"--out must end in .h5 or .hdf5, got {out.name!r}")
+    if Path(args.out).suffix.lower() not in (".h5", ".hdf5"):
+        raise ConfigError(f"--out must end in .h5 or .hdf5, got {Path(args.out).name!r}")
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     cfg = SimConfig.from_json(args.config) if args.config else SimConfig()
     t0 = time.time()
-    simulate_dataset(out, n=args.n, seed=args.seed, config=cfg, workers=args.workers, library_path=args.library)
+    bar = ConsoleProgress()
+    try:
+        out = simulate_training_set(args.out, n=args.n, seed=args.seed, config=cfg, library=args.library,
+                                    workers=args.workers, progress=bar)
+    finally:
+        bar.close()
     print(f"wrote {args.n} spectra to {out} in {time.time() - t0:.1f} s")
     return 0

@@ -11,7 +11,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
@@ -57,116 +56,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _check_paths(args: argparse.Namespace) -> tuple[Path, Path]:
-    from xrfcore.errors import ConfigError
-
-    data, out = Path(args.data), Path(args.out)
-    if not data.is_file():
-        raise ConfigError(f"--data {data} does not exist; make a training set with `python -m xrfcore simulate`")
-    if out.suffix != ".keras":
-        raise ConfigError(f"--out must end in .keras, got {out.name!r}")
-    if out.resolve() == data.resolve():
-        raise ConfigError("--out must not be the training data file")
-    return data, out
-
-
-def _config(args: argparse.Namespace):
-    from xrfcore.preprocess import EnergyGrid, PreprocessConfig
-
-    n = args.grid_channels or int(math.floor((30.0 - args.grid_start_kev) / args.grid_step_kev + 1e-9))
-    return PreprocessConfig(grid=EnergyGrid(args.grid_start_kev, args.grid_step_kev, n), snip=args.snip)
-
-
-def _rows(data: Path, max_spectra: int | None, seed: int):
-    import h5py
-    import numpy as np
-
-    if max_spectra is None:
-        return None
-    with h5py.File(data, "r") as f:
-        n = f["spectra"].shape[0] if "spectra" in f else 0
-    if max_spectra >= n:
-        return None
-    return np.sort(np.random.default_rng(seed).choice(n, size=max_spectra, replace=False))
-
-
-def write_curves_png(report: dict[str, Any], path: Path) -> None:
-    """Loss per epoch for each fold and held-out per-pigment F1/sensitivity (matplotlib Agg), atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from xrfcore.atomic import atomic_path
-
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
-    for fold in report["folds"]:
-        h = fold["history"]
-        epochs = range(1, len(h.get("loss", [])) + 1)
-        line, = ax.plot(epochs, h.get("loss", []), label=f"fold {fold['fold']} train")
-        ax.plot(epochs, h.get("val_loss", []), "--", color=line.get_color(), label=f"fold {fold['fold']} validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (weighted binary cross-entropy)")
-    ax.set_title(f"training curves (best fold {report['best_fold']})")
-    ax.legend(fontsize=7)
-    test = report.get("test")
-    if test:
-        classes = list(test["per_pigment"])
-        xs = range(len(classes))
-        bx.bar([x - 0.2 for x in xs], [test["per_pigment"][c]["f1"] for c in classes], width=0.4, label="F1")
-        bx.bar([x + 0.2 for x in xs], [test["per_pigment"][c]["sensitivity"] for c in classes], width=0.4,
-               label="sensitivity")
-        bx.set_xticks(list(xs), classes, rotation=45)
-        bx.set_ylim(0, 1)
-        bx.set_title(f"held-out test ({test['n_spectra']} spectra)")
-        bx.legend(fontsize=7)
-    else:
-        bx.set_axis_off()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The train job's option dict of these arguments (see :func:`xrfcore.workflows.train_configs_from_options`)."""
+    opts = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("quiet", "command")}
+    return {k: v for k, v in opts.items() if v is not None and v is not False}
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    import sys
+    from xrfcore.model.metrics import metrics_table
+    from xrfcore.workflows import ConsoleProgress, no_progress, train, train_configs_from_options
 
-    from xrfcore.atomic import atomic_write_text
-    from xrfcore.model.bundle import json_safe, save_model
-    from xrfcore.model.callbacks import TextProgressBar
-    from xrfcore.model.data import dataset_info, load_dataset
-    from xrfcore.model.metrics import metrics_table, metrics_to_csv
-    from xrfcore.model.train import train_model
+    from xrfcore.errors import ConfigError
 
-    data, out = _check_paths(args)
-    config = _config(args)
-    info = dataset_info(data)
-    rows = _rows(data, args.max_spectra, args.seed)
-    print(f"reading {info['n_spectra'] if rows is None else len(rows)} spectra from {data}; {config.describe()}",
-          file=sys.stderr)
-    X, Y, names = load_dataset(data, config, rows=rows)
-    info["n_used"] = int(X.shape[0])
-    model_kwargs = {k: v for k, v in (("filters", args.filters), ("kernel_sizes", args.kernel_sizes),
-                                      ("post_conv", args.post_conv), ("bn_momentum", args.bn_momentum))
-                    if v is not None}
-    bar = None if args.quiet else TextProgressBar()
-    bundle, report = train_model(
-        X, Y, classes=names, config=config, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, folds=args.folds, test_fraction=args.test_fraction, seed=args.seed,
-        patience=args.patience, class_weighting=args.class_weighting, progress=bar, out_dir=args.checkpoint_dir,
-        model_kwargs=model_kwargs, data_info=info, library_version=info["attrs"].get("library_version"),
-    )
-    if bar is not None:
-        bar.close()
-    save_model(bundle, out)
-    stem = out.with_suffix("")
-    report = json_safe({**report, "model": str(out), "sha256": bundle.sha256, "data": info,
-                     "preprocess": config.to_dict(), "classes": bundle.classes})
-    atomic_write_text(f"{stem}.report.json", json.dumps(report, indent=1) + "\n")
-    write_curves_png(report, Path(f"{stem}.curves.png"))
-    if report["test"]:
-        metrics_to_csv(report["test"], f"{stem}.metrics.csv")
-        print(metrics_table(report["test"]))
-    print(f"wrote {out} (best fold {report['best_fold']}), {stem}.report.json, {stem}.curves.png")
+    if not Path(args.data).is_file():
+        raise ConfigError(f"--data {args.data} does not exist; make a training set with `python -m xrfcore simulate`")
+    if Path(args.out).suffix != ".keras":
+        raise ConfigError(f"--out must end in .keras, got {Path(args.out).name!r}")
+    options = options_from_args(args)
+    data, out, checkpoint_dir = options.pop("data"), options.pop("out"), options.pop("checkpoint_dir", None)
+    preprocess, config = train_configs_from_options(options)
+    bar = None if args.quiet else ConsoleProgress()
+    try:
+        result = train(data, out, preprocess=preprocess, config=config, checkpoint_dir=checkpoint_dir,
+                       progress=bar or no_progress, log=lambda line: None)
+    finally:
+        if bar is not None:
+            bar.close()
+    if result.report["test"]:
+        print(metrics_table(result.report["test"]))
+    print(f"wrote {result.model} (best fold {result.report['best_fold']}), {result.report_path}, {result.curves}")
     return 0

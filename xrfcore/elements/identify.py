@@ -32,6 +32,9 @@ __all__ = ["PAINTING_ELEMENTS", "ElementReport", "element_report", "identify_ele
 
 #: Relative model error assumed for the sum spectrum (:attr:`EvidenceConfig.systematic`).
 SUM_SYSTEMATIC = 0.01
+#: Significance that identifies an element in a single spectrum: the evidence gate of the pigment model
+#: (:mod:`xrfcore.model.evidence_model`), whose sigmas already include the Birge ratio.
+SINGLE_SPECTRUM_SIGNIFICANCE = 3.0
 #: Default candidates (kept as the old name for callers): see :data:`EVIDENCE_ELEMENTS`.
 PAINTING_ELEMENTS: tuple[str, ...] = EVIDENCE_ELEMENTS
 
@@ -108,9 +111,11 @@ def element_report(
     # the sum spectrum holds millions of counts: peak-shape mismatch, not Poisson noise, limits it
     ev_sum = fit_evidence(total, cal, replace(config, systematic=max(config.systematic, SUM_SYSTEMATIC)))
     z_sum = ev_sum.significance[0]
-    # pixels: the same test the model's evidence gate applies (a single spectrum is its own pixel)
+    # pixels (a single spectrum is its own pixel, tested at the pigment model's gate threshold, so that a
+    # pigment is never called in a spectrum whose key elements were not identified in it)
     ev_px = fit_evidence(sample if sample is not None else total, cal, config)
-    frac = (ev_px.significance >= pixel_significance).mean(axis=0)
+    threshold = pixel_significance if sample is not None else min(pixel_significance, SINGLE_SPECTRUM_SIGNIFICANCE)
+    frac = (ev_px.significance >= threshold).mean(axis=0)
     out = []
     for i, el in enumerate(ev_sum.elements):
         found = bool(frac[i] >= min_pixel_fraction or z_sum[i] >= sum_significance)

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["AIR_ELEMENTS", "explained_elements", "unexplained_candidates", "unexplained_flags",
+__all__ = ["AIR_ELEMENTS", "explained_elements", "unexplained_candidates", "unexplained_flags", "scan_unexplained",
            "UNEXPLAINED_SIGNIFICANCE", "summarise_unexplained"]
 
 #: Elements of air that a scanner in air always shows (Ar K at 2.96 keV).
@@ -57,3 +57,13 @@ def summarise_unexplained(elements: Sequence[str], flags: np.ndarray) -> str:
     parts = [f"{el} lines in {100 * flat[:, i].mean():.3g} % of pixels" for i, el in enumerate(elements)]
     return (", ".join(parts) + " are not explained by the library (a pigment it lacks, or not paint: "
             "add the pigment on the Library page and retrain, or read those pixels' pigment maps with care)")
+
+
+def scan_unexplained(scan, library=None, *, anode: str | None = "Rh") -> list[tuple[str, float]]:
+    """Identified elements of a scan that the library does not explain, with the share of pixels where
+    each is significant (for the Scan page's banner, before any prediction)."""
+    from xrfcore.elements.identify import element_report
+
+    reports, _ = element_report(scan, anode=anode)
+    ex = explained_elements(library, anode=anode)
+    return [(r.element, r.pixel_fraction) for r in reports if r.found and r.element not in ex]

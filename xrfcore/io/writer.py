@@ -40,6 +40,7 @@ def write_scan_h5(
     metadata: dict[str, Any] | None = None,
     compression: str | None = "gzip",
     rows_per_chunk: int | None = None,
+    extra_datasets: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write counts ``(H, W, C)`` and their calibration to ``path`` (HDF5), atomically.
 
@@ -59,6 +60,8 @@ def write_scan_h5(
     compression : {"gzip", "lzf", None}
     rows_per_chunk : int, optional
         Rows read per block when copying a Scan; default from ``Scan.default_chunk_rows``.
+    extra_datasets : dict of str -> ndarray, optional
+        More datasets under ``/xrf`` (e.g. ``labels_top``, ``truth/top_um``), written as given.
 
     Returns
     -------
@@ -98,6 +101,8 @@ def write_scan_h5(
                 g.create_dataset("labels", data=labels, chunks=True, compression=compression)
                 if label_names is not None:
                     g.create_dataset("label_names", data=np.array(list(label_names), dtype=h5py.string_dtype()))
+            for key, value in (extra_datasets or {}).items():
+                g.create_dataset(key, data=np.asarray(value), compression=compression)
             _write_attrs(g, scan, metadata)
     return out
 

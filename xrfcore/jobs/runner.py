@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from xrfcore.atomic import atomic_write_text, file_lock
+from xrfcore.common import utc_now
 from xrfcore.errors import JobError
+from xrfcore import paths
 
 __all__ = [
     "JobStatus",
@@ -80,15 +82,9 @@ class JobStatus:
         return asdict(self)
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def default_jobs_dir() -> Path:
     """``<XRF_USER_DIR or <repo>/user_data>/jobs``."""
-    from xrfcore.registry import user_dir
-
-    return user_dir() / "jobs"
+    return paths.jobs_dir()
 
 
 def _jobs_dir(jobs_dir: str | os.PathLike | None) -> Path:
@@ -177,17 +173,15 @@ def start_job(kind: str, params: dict[str, Any], *, jobs_dir: str | os.PathLike 
         atomic_write_text(job_dir / "params.json", params_json + "\n")
         write_status(
             job_dir, id=job_id, kind=kind, state="queued", progress=0.0, message="starting", pid=None,
-            created=_now(), started=None, finished=None, outputs=outputs, result={},
+            created=utc_now(), started=None, finished=None, outputs=outputs, result={},
         )
     _launch(job_dir)
     return job_id
 
 
 def _launch(job_dir: Path) -> None:
-    from xrfcore.registry import repo_root
-
     env = dict(os.environ)
-    root = str(repo_root())
+    root = str(paths.repo_root())
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONUNBUFFERED"] = "1"
@@ -267,7 +261,7 @@ def _status_from_dir(job_dir: Path) -> JobStatus:
             raw = read_status(job_dir)
             if raw.get("state") in ACTIVE_STATES:
                 raw = write_status(
-                    job_dir, state="failed", finished=_now(),
+                    job_dir, state="failed", finished=utc_now(),
                     message=f"the worker process (pid {pid}) ended without finishing (killed or crashed); "
                     "see the log; no output was written",
                 )
@@ -345,7 +339,7 @@ def cancel_job(job_id: str, jobs_dir: str | os.PathLike | None = None, *, timeou
     job_dir = d / job_id
     pid, ctime = _pid_info(job_dir, read_status(job_dir))
     if pid is None or not _alive(pid, ctime):
-        write_status(job_dir, state="cancelled", finished=_now(), message="cancelled before the worker started")
+        write_status(job_dir, state="cancelled", finished=utc_now(), message="cancelled before the worker started")
         return job_status(job_id, d)
     _signal_group(pid, signal.SIGTERM)
     t0 = time.monotonic()
@@ -359,7 +353,7 @@ def cancel_job(job_id: str, jobs_dir: str | os.PathLike | None = None, *, timeou
     while _alive(pid, ctime) and time.monotonic() - t1 < 5.0:
         time.sleep(0.05)
     if read_status(job_dir).get("state") in ACTIVE_STATES:
-        write_status(job_dir, state="cancelled", finished=_now(), message="cancelled (worker killed)")
+        write_status(job_dir, state="cancelled", finished=utc_now(), message="cancelled (worker killed)")
     return job_status(job_id, d)
 
 

@@ -35,7 +35,8 @@ def _log(msg: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the job in ``argv[0]`` (a job folder); returns the exit code."""
-    from xrfcore.jobs.runner import _now, write_status
+    from xrfcore.common import utc_now
+    from xrfcore.jobs.runner import write_status
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     spec = json.loads((job_dir / "params.json").read_text(encoding="utf-8"))
     kind, params = spec["kind"], spec["params"]
-    write_status(job_dir, state="running", pid=os.getpid(), started=_now(), message="running")
+    write_status(job_dir, state="running", pid=os.getpid(), started=utc_now(), message="running")
     _log(f"job {job_dir.name}: {kind} started (pid {os.getpid()})")
     last = [0.0]
 
@@ -61,10 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_task(kind, params, progress=progress, log=_log)
     except JobCancelled as exc:
         _log(f"cancelled: {exc}")
-        write_status(job_dir, state="cancelled", finished=_now(), message="cancelled; no output was written")
+        write_status(job_dir, state="cancelled", finished=utc_now(), message="cancelled; no output was written")
         return 130
     except KeyboardInterrupt:
-        write_status(job_dir, state="cancelled", finished=_now(), message="interrupted; no output was written")
+        write_status(job_dir, state="cancelled", finished=utc_now(), message="interrupted; no output was written")
         return 130
     except Exception as exc:  # noqa: BLE001 - every failure is reported in the status
         from xrfcore.errors import XRFError
@@ -72,9 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(exc, XRFError):
             traceback.print_exc(file=sys.stdout)
         _log(f"failed: {exc}")
-        write_status(job_dir, state="failed", finished=_now(), message=f"{type(exc).__name__}: {exc}")
+        write_status(job_dir, state="failed", finished=utc_now(), message=f"{type(exc).__name__}: {exc}")
         return 1
-    write_status(job_dir, state="done", progress=1.0, finished=_now(), message="done", result=result)
+    write_status(job_dir, state="done", progress=1.0, finished=utc_now(), message="done", result=result)
     _log("done")
     return 0
 

@@ -31,9 +31,11 @@ __all__ = [
     "evaluate_scan",
     "pixel_spectra",
     "ProgressCallback",
-    "TextProgressBar",
     "model_sidecars",
     "sidecar_path",
+    "metrics_summary",
+    "TrainConfig",
+    "FinetuneConfig",
 ]
 
 _WHERE = {
@@ -58,9 +60,11 @@ _WHERE = {
     "evaluate_scan": "metrics",
     "pixel_spectra": "predict",
     "ProgressCallback": "callbacks",
-    "TextProgressBar": "callbacks",
     "model_sidecars": "sidecars",
     "sidecar_path": "sidecars",
+    "metrics_summary": "metrics",
+    "TrainConfig": "config",
+    "FinetuneConfig": "config",
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 import keras
 from keras import layers
 
-__all__ = ["build_model", "model_flops", "architecture_flops", "DEFAULT_FILTERS", "DEFAULT_KERNEL_SIZES"]
+__all__ = ["build_model", "copy_model", "model_flops", "architecture_flops", "DEFAULT_FILTERS", "DEFAULT_KERNEL_SIZES"]
 
 #: Filters of the five convolutional blocks (METHOD.md "Model").
 DEFAULT_FILTERS: tuple[int, ...] = (64, 64, 64, 64, 128)
@@ -167,3 +167,13 @@ def model_flops(model: "keras.Model | Mapping[str, Any]") -> int:
         elif isinstance(layer, layers.Dense):
             total += 2 * layer.input.shape[-1] * layer.units
     return int(total)
+
+
+def copy_model(model: keras.Model) -> keras.Model:
+    """A copy of ``model`` with the same architecture and weights, uncompiled (no optimizer or loss).
+
+    Saving the copy writes no training-only functions; training it leaves ``model`` unchanged.
+    """
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone

@@ -18,8 +18,6 @@ so a model file from a user never runs code.
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 import json
 import os
 import zipfile
@@ -28,7 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from xrfcore.atomic import atomic_path
+from xrfcore.common import json_safe, utc_now
+from xrfcore.common import sha256_file as _sha256
 from xrfcore.errors import CalibrationError, ModelError
+from xrfcore.paths import DEFAULT_MODEL_ENV, default_model_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -52,8 +53,6 @@ __all__ = [
 METADATA_ENTRY = "xrf_metadata.json"
 #: Version of the ``xrf_metadata.json`` layout.
 FORMAT_VERSION = 1
-#: Environment variable that overrides :func:`default_model_path`.
-DEFAULT_MODEL_ENV = "XRF_DEFAULT_MODEL"
 
 # Layer classes a pigment model may contain (all built into Keras, none runs user code).
 _ALLOWED_LAYERS = frozenset(
@@ -138,34 +137,9 @@ class ModelBundle:
         return f"{src}: {self.n_classes} pigments ({', '.join(self.classes)}); {self.preprocess.describe()}"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def json_safe(obj: Any) -> Any:
-    """Copy of ``obj`` that ``json.dumps(allow_nan=False)`` accepts: NaN/inf -> None, numpy -> Python."""
-    import math
-
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
-        obj = obj.item()
-    elif hasattr(obj, "tolist"):
-        return json_safe(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def _metadata_payload(bundle: ModelBundle) -> dict[str, Any]:
     meta = json_safe(dict(bundle.metadata))
-    meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    meta.setdefault("created", utc_now())
     return {
         "format_version": FORMAT_VERSION,
         "classes": list(bundle.classes),
@@ -173,15 +147,6 @@ def _metadata_payload(bundle: ModelBundle) -> dict[str, Any]:
         "preprocess": bundle.preprocess.to_dict(),
         "metadata": meta,
     }
-
-
-def _uncompiled_copy(model: "keras.Model") -> "keras.Model":
-    """A copy without optimizer/loss, so the file references no training-only functions."""
-    import keras
-
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
 
 
 def save_model(bundle: ModelBundle, path: str | os.PathLike) -> Path:
@@ -211,7 +176,9 @@ def save_model(bundle: ModelBundle, path: str | os.PathLike) -> Path:
         text = json.dumps(payload, indent=1, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ModelError(f"model metadata is not JSON-serialisable: {exc}") from exc
-    model = _uncompiled_copy(bundle.model) if bundle.model.compiled else bundle.model
+    from xrfcore.model.architecture import copy_model
+
+    model = copy_model(bundle.model) if bundle.model.compiled else bundle.model
     with atomic_path(final) as tmp:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -320,14 +287,6 @@ def load_model(path: str | os.PathLike | None = None) -> ModelBundle:
         )
     except (KeyError, TypeError, ConfigError) as exc:
         raise ModelError(f"{p} has invalid model metadata ({type(exc).__name__}: {exc})") from exc
-
-
-def default_model_path() -> Path:
-    """The shipped default model: ``$XRF_DEFAULT_MODEL`` if set, else ``<repo>/models/default.keras``."""
-    env = os.environ.get(DEFAULT_MODEL_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / "models" / "default.keras"
 
 
 def check_compatible(

@@ -1,4 +1,4 @@
-"""Training progress, shared by the CLI (a text bar) and the app (a progress widget).
+"""Keras training events as ``fn(epoch, logs)`` calls (turned into ``Progress`` by :mod:`xrfcore.workflows`).
 
 The protocol is one callable ``fn(epoch, logs)``: ``epoch`` is the 0-based epoch, ``logs`` the
 Keras logs (``loss``, ``val_loss``, ``learning_rate``, ...) plus our keys ``stage`` (e.g.
@@ -9,13 +9,11 @@ Nothing here imports a UI library.
 
 from __future__ import annotations
 
-import sys
-import time
-from typing import Any, Callable, TextIO
+from typing import Any, Callable
 
 import keras
 
-__all__ = ["ProgressCallback", "TextProgressBar", "ProgressFn"]
+__all__ = ["ProgressCallback", "ProgressFn"]
 
 ProgressFn = Callable[[int, dict[str, Any]], None]
 
@@ -67,47 +65,3 @@ def _is_number(v: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
-
-
-class TextProgressBar:
-    """A tiny tqdm-style bar for ``fn(epoch, logs)`` events, written to ``stream`` (stderr).
-
-    Examples
-    --------
-    >>> import io
-    >>> s = io.StringIO()
-    >>> bar = TextProgressBar(stream=s, width=10)
-    >>> bar(0, {"stage": "fold 1/1", "epochs": 2, "loss": 0.5, "val_loss": 0.4, "event": "epoch"})
-    >>> "fold 1/1" in s.getvalue() and "1/2" in s.getvalue()
-    True
-    """
-
-    def __init__(self, *, stream: TextIO | None = None, width: int = 24):
-        self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-        self._t0 = time.monotonic()
-        self._stage = None
-
-    def __call__(self, epoch: int, logs: dict[str, Any]) -> None:
-        stage = logs.get("stage", "")
-        if stage != self._stage:
-            if self._stage is not None:
-                self.stream.write("\n")
-            self._stage, self._t0 = stage, time.monotonic()
-        total = logs.get("epochs") or (epoch + 1)
-        done = epoch + 1
-        if logs.get("event") == "batch" and logs.get("batches"):
-            done = epoch + logs["batch"] / logs["batches"]
-        frac = min(1.0, done / total)
-        n = int(round(frac * self.width))
-        bar = "#" * n + "-" * (self.width - n)
-        losses = " ".join(f"{k}={logs[k]:.4f}" for k in ("loss", "val_loss") if k in logs)
-        elapsed = time.monotonic() - self._t0
-        self.stream.write(f"\r{stage} [{bar}] {epoch + 1}/{total} epochs {losses} {elapsed:.0f}s")
-        self.stream.flush()
-
-    def close(self) -> None:
-        """End the current line."""
-        if self._stage is not None:
-            self.stream.write("\n")
-            self.stream.flush()

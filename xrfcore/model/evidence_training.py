@@ -128,7 +128,7 @@ def _joined(base_model, head):
 
 
 def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int = 60, batch_size: int = 256,
-                         learning_rate: float = 1e-3, patience: int = 6, gate_significance: float = 4.0,
+                         learning_rate: float = 1e-3, patience: int = 6, gate_significance: float = 3.0,
                          max_spectra: int | None = None, log: Callable[[str], None] = print):
     """Train the evidence head on a simulated set; returns ``(bundle, report)`` (unsaved bundle).
 

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["per_pigment_metrics", "metrics_table", "metrics_to_csv", "evaluate_scan", "SAME_ELEMENT_GROUPS"]
+__all__ = ["per_pigment_metrics", "metrics_summary", "metrics_table", "metrics_to_csv", "evaluate_scan", "SAME_ELEMENT_GROUPS"]
 
 #: Pigment pairs that show the same XRF-visible elements (METHOD.md "Known weaknesses").
 SAME_ELEMENT_GROUPS: tuple[tuple[str, str], ...] = (("PB", "IO"), ("LW", "RL"), ("CrG", "CrY"))
@@ -171,6 +171,23 @@ def metrics_to_csv(metrics: dict[str, Any], path: str | os.PathLike | None = Non
 
         atomic_write_text(path, text)
     return text
+
+
+def metrics_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The short form of :func:`per_pigment_metrics` kept in model metadata and lineage.
+
+    Returns
+    -------
+    dict
+        ``macro`` and ``micro`` (pooled numbers as computed), ``f1`` (class -> F1) and
+        ``n_spectra``.
+    """
+    return {
+        "micro": metrics["micro"],
+        "macro": metrics["macro"],
+        "f1": {c: m["f1"] for c, m in metrics["per_pigment"].items()},
+        "n_spectra": metrics["n_spectra"],
+    }
 
 
 def evaluate_scan(bundle: Any, scan: Any, labels_path: str | os.PathLike, *, threshold: float = 0.5,

@@ -15,7 +15,6 @@ Seeded runs are repeatable: :func:`keras.utils.set_random_seed` plus TensorFlow 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import tempfile
 import time
 from pathlib import Path
@@ -25,10 +24,12 @@ import keras
 import numpy as np
 
 from xrfcore.errors import ConfigError
-from xrfcore.model.architecture import build_model, model_flops
+from xrfcore.common import utc_now
+from xrfcore.model.architecture import build_model, copy_model, model_flops
 from xrfcore.model.bundle import ModelBundle
 from xrfcore.model.callbacks import ProgressCallback, ProgressFn
-from xrfcore.model.metrics import per_pigment_metrics
+from xrfcore.model.config import CLASS_WEIGHTING, FinetuneConfig, TrainConfig
+from xrfcore.model.metrics import metrics_summary, per_pigment_metrics
 from xrfcore.model.predict import predict_preprocessed
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,9 +43,10 @@ __all__ = [
     "default_callbacks",
     "set_seed",
     "CLASS_WEIGHTING",
+    "TrainConfig",
+    "FinetuneConfig",
 ]
 
-CLASS_WEIGHTING = ("sqrt", "balanced", "none")
 
 
 @keras.saving.register_keras_serializable(package="xrfcore")
@@ -166,14 +168,6 @@ def _class_names(classes: Sequence[str]) -> list[str]:
         return [str(c) for c in classes]
 
 
-def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "micro": metrics["micro"],
-        "macro": metrics["macro"],
-        "f1": {c: m["f1"] for c, m in metrics["per_pigment"].items()},
-    }
-
-
 def _fit_fold(
     i: int,
     n_folds: int,
@@ -217,7 +211,7 @@ def _fit_fold(
         "epochs_run": len(h.get("loss", [])),
         "best_epoch": int(np.argmin(h["val_loss"])) + 1 if h.get("val_loss") else None,
         "val_loss": _bce(Y[va], prob),
-        "validation": _summary(metrics),
+        "validation": metrics_summary(metrics),
         "history": h,
         "seconds": seconds,
         "train_spectra_per_s": tr.size * len(h.get("loss", [])) / seconds if seconds > 0 else None,
@@ -229,23 +223,14 @@ def train_model(
     Y: np.ndarray,
     *,
     classes: Sequence[str],
-    config: "PreprocessConfig",
+    preprocess: "PreprocessConfig",
+    config: TrainConfig = TrainConfig(),
     class_names: Sequence[str] | None = None,
-    epochs: int = 150,
-    batch_size: int = 64,
-    learning_rate: float = 1e-3,
-    folds: int = 5,
-    test_fraction: float = 0.2,
-    seed: int = 0,
-    patience: int = 10,
-    class_weighting: str = "sqrt",
     progress: ProgressFn | None = None,
     batch_progress_every: int = 0,
     out_dir: str | Path | None = None,
-    model_kwargs: dict[str, Any] | None = None,
     data_info: dict[str, Any] | None = None,
     library_version: Any = None,
-    deterministic: bool | None = None,
 ) -> tuple[ModelBundle, dict[str, Any]]:
     """Train the pigment CNN with a held-out test part and k-fold cross-validation.
 
@@ -257,38 +242,24 @@ def train_model(
         Pigment presence (any layer).
     classes : sequence of str
         K class abbreviations (column order of ``Y``).
-    config : PreprocessConfig
+    preprocess : PreprocessConfig
         The preprocessing that made ``X``; stored in the model.
+    config : TrainConfig
+        Epochs, batch, learning rate, folds, test part, seed, patience, class weighting,
+        architecture options; stored in the model (``metadata["train_config"]``).
+        ``config.max_spectra`` is for the caller that reads the data (ignored here).
     class_names : sequence of str, optional
         Full names; default from the pigment library (abbreviations if unknown).
-    epochs, batch_size, learning_rate : int, int, float
-        Upper limit of epochs per fold (early stopping ends sooner), batch, Adam rate.
-    folds : int
-        k of the cross-validation; 1 = one 4:1 train/validation split (fast runs).
-    test_fraction : float
-        Held-out test part (default 1/5, METHOD.md 4:1), split off first with ``seed``.
-    seed : int
-        Seeds splits, initial weights and shuffling.
-    patience : int
-        Early-stopping patience (epochs without ``val_loss`` improvement); the learning rate
-        halves after ``patience // 2`` such epochs.
-    class_weighting : {"sqrt", "balanced", "none"}
-        Per-class positive weights in the loss (module docstring).
     progress : callable, optional
         ``fn(epoch, logs)``; see :mod:`xrfcore.model.callbacks`.
     batch_progress_every : int
         Also report every this many batches (0 = epochs only).
     out_dir : path-like, optional
         Where the per-fold checkpoints go (``fold{i}.keras``); a temporary folder if None.
-    model_kwargs : dict, optional
-        Extra :func:`build_model` arguments (filters, kernel_sizes, post_conv, dropout).
     data_info : dict, optional
         Training-data description stored in the model metadata.
     library_version : optional
         Pigment library version stored in the metadata.
-    deterministic : bool or None
-        TensorFlow op determinism (process-wide); None = on when no GPU is visible (:func:`set_seed`).
-
     Returns
     -------
     bundle : ModelBundle
@@ -302,19 +273,28 @@ def train_model(
     ConfigError
         If shapes disagree or the settings are invalid.
     """
+    from xrfcore.preprocess import PreprocessConfig
+
+    if not isinstance(preprocess, PreprocessConfig):
+        raise ConfigError(f"preprocess must be a PreprocessConfig, got {type(preprocess).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise ConfigError(f"config must be a TrainConfig, got {type(config).__name__}")
+    epochs, batch_size, learning_rate = int(config.epochs), int(config.batch_size), float(config.learning_rate)
+    folds, test_fraction, seed = int(config.folds), float(config.test_fraction), int(config.seed)
+    patience, class_weighting = int(config.patience), config.class_weighting
     X = np.asarray(X, dtype=np.float32)
     Y = np.asarray(Y).astype(np.uint8)
     classes = [str(c) for c in classes]
     if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0] or Y.shape[1] != len(classes):
         raise ConfigError(f"expected X (n, C), Y (n, {len(classes)}) with the same n, got {X.shape} and {Y.shape}")
-    if X.shape[1] != config.grid.n_channels:
-        raise ConfigError(f"X has {X.shape[1]} channels but the preprocessing grid has {config.grid.n_channels}")
+    if X.shape[1] != preprocess.grid.n_channels:
+        raise ConfigError(f"X has {X.shape[1]} channels but the preprocessing grid has {preprocess.grid.n_channels}")
     if folds < 1 or not 0 <= test_fraction < 1 or epochs < 1:
         raise ConfigError(f"need folds >= 1, 0 <= test_fraction < 1, epochs >= 1; got {folds}, {test_fraction}, {epochs}")
     if folds > 1 and X.shape[0] * (1 - test_fraction) < 2 * folds:
         raise ConfigError(f"{X.shape[0]} spectra are too few for {folds} folds; use more data or --folds 1")
-    model_kwargs = dict(model_kwargs or {})
-    set_seed(seed, deterministic=deterministic)
+    model_kwargs = config.model_kwargs()
+    set_seed(seed, deterministic=config.deterministic)
     test, pairs = _split_indices(X.shape[0], folds=folds, test_fraction=test_fraction, seed=seed)
     pos_weight = positive_weights(np.delete(Y, test, axis=0), class_weighting)  # never looks at the test part
     t0 = time.perf_counter()
@@ -356,25 +336,17 @@ def train_model(
     metadata = {
         "training": {**settings, "data": data_info or {}, "n_spectra": int(X.shape[0]), "n_test": int(test.size),
                      "device": report["device"]},
-        "metrics": {"test": _summary(test_metrics) if test_metrics else None,
+        "metrics": {"test": metrics_summary(test_metrics) if test_metrics else None,
                     "cross_validation": [{"fold": r["fold"], "val_loss": r["val_loss"], **r["validation"]["macro"]} for r in results],
                     "best_fold": best["fold"]},
+        "train_config": config.to_dict(),
         "library_version": library_version,
-        "lineage": [{"step": "pretrain", "created": _now(), "data": (data_info or {}).get("path")}],
-        "created": _now(),
+        "lineage": [{"step": "pretrain", "created": utc_now(), "data": (data_info or {}).get("path")}],
+        "created": utc_now(),
     }
-    bundle = ModelBundle(model=best["model"], classes=classes, class_names=names, preprocess=config, metadata=metadata)
+    bundle = ModelBundle(model=best["model"], classes=classes, class_names=names, preprocess=preprocess,
+                         metadata=metadata)
     return bundle, report
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _copy_model(model: keras.Model) -> keras.Model:
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
 
 
 def _set_stage(model: keras.Model, stage: int, *, train_batchnorm: bool) -> None:
@@ -395,16 +367,7 @@ def finetune(
     X: np.ndarray,
     Y: np.ndarray,
     *,
-    stage1_epochs: int = 20,
-    stage2_epochs: int = 30,
-    learning_rate_head: float = 1e-3,
-    learning_rate_all: float = 5e-4,
-    batch_size: int = 64,
-    validation_fraction: float = 0.2,
-    seed: int = 0,
-    patience: int = 5,
-    class_weighting: str = "none",
-    train_batchnorm: bool = False,
+    config: FinetuneConfig = FinetuneConfig(),
     progress: ProgressFn | None = None,
     data_info: dict[str, Any] | None = None,
 ) -> tuple[ModelBundle, dict[str, Any]]:
@@ -426,12 +389,12 @@ def finetune(
         Preprocessed spectra (``bundle.preprocess`` applied).
     Y : (n_spectra, K) ndarray of {0, 1}
         Labels in ``bundle.classes`` order.
-    stage1_epochs, stage2_epochs : int
-        Epoch limits (0 skips a stage).
-    validation_fraction : float
-        Part held out (seeded) for early stopping; 0 = no validation, no early stopping.
-    seed, patience, batch_size, class_weighting, progress
-        As in :func:`train_model`.
+    config : FinetuneConfig
+        Epochs of each stage, batch, validation part, patience, learning rates, class weighting,
+        BatchNorm training, seed (``config.train_fraction`` is for the caller that splits the
+        labelled pixels; ignored here).
+    progress : callable, optional
+        ``fn(epoch, logs)``, as in :func:`train_model`.
     data_info : dict, optional
         Description of the finetuning data for the lineage.
 
@@ -442,6 +405,13 @@ def finetune(
     history : dict
         ``stage1``/``stage2`` Keras histories, ``validation`` metrics (or None), ``n_train``, ``n_validation``.
     """
+    if not isinstance(config, FinetuneConfig):
+        raise ConfigError(f"config must be a FinetuneConfig, got {type(config).__name__}")
+    stage1_epochs, stage2_epochs = int(config.stage1_epochs), int(config.stage2_epochs)
+    learning_rate_head, learning_rate_all = float(config.learning_rate_head), float(config.learning_rate_all)
+    batch_size, validation_fraction = int(config.batch_size), float(config.validation_fraction)
+    seed, patience, class_weighting = int(config.seed), int(config.patience), config.class_weighting
+    train_batchnorm = bool(config.train_batchnorm)
     X = np.asarray(X, dtype=np.float32)
     Y = np.asarray(Y).astype(np.uint8)
     if X.ndim != 2 or X.shape[1] != bundle.n_channels or Y.shape != (X.shape[0], bundle.n_classes):
@@ -456,7 +426,7 @@ def finetune(
     if tr.size == 0:
         raise ConfigError(f"no spectra left for training with validation_fraction={validation_fraction}")
     pos_weight = positive_weights(Y[tr], class_weighting)
-    model = _copy_model(bundle.model)
+    model = copy_model(bundle.model)
     val = (X[va, :, None], Y[va]) if va.size else None
     monitor = "val_loss" if va.size else "loss"
     history: dict[str, Any] = {"n_train": int(tr.size), "n_validation": int(va.size)}
@@ -477,13 +447,13 @@ def finetune(
     metrics = per_pigment_metrics(Y[va], predict_preprocessed(model, X[va]), bundle.classes) if va.size else None
     history["validation"] = metrics
     meta = dict(bundle.metadata)
-    step = {"step": "finetune", "created": _now(), "from_sha256": bundle.sha256, "n_train": int(tr.size),
+    step = {"step": "finetune", "created": utc_now(), "from_sha256": bundle.sha256, "n_train": int(tr.size),
             "n_validation": int(va.size), "stage1_epochs": len(history["stage1"].get("loss", [])),
             "stage2_epochs": len(history["stage2"].get("loss", [])), "learning_rate_all": learning_rate_all,
             "data": data_info or {}}
     meta["lineage"] = list(meta.get("lineage", [])) + [step]
-    meta["metrics"] = {**dict(meta.get("metrics") or {}), "finetune_validation": _summary(metrics) if metrics else None}
-    meta["created"] = _now()
+    meta["metrics"] = {**dict(meta.get("metrics") or {}), "finetune_validation": metrics_summary(metrics) if metrics else None}
+    meta["created"] = utc_now()
     new = ModelBundle(model=model, classes=list(bundle.classes), class_names=list(bundle.class_names),
                       preprocess=bundle.preprocess, metadata=meta)
     return new, history

@@ -2,8 +2,13 @@
 
 Pipeline: :func:`~xrfcore.physics.fluorescence.intensities` (lines and scatter per stack) ->
 :func:`render` (peak-shape matrix per calibration, ``intensities @ shapes``) -> pile-up ->
-background -> scaling to a total count level -> Poisson noise. :func:`simulate_spectra` runs
-it for a list of :class:`Stack` objects.
+background -> scaling to a total count level -> Poisson noise.
+
+:func:`render_stacks` is the one entry point for the noise-free part (tables, intensities,
+rendering) of stacks given as element arrays; :func:`finish_spectra` adds pile-up, background,
+scaling and noise. Training sets (:mod:`xrfcore.simulate.dataset`), the mock-up
+(:mod:`xrfcore.simulate.mockup`), the identifiability analysis and :func:`simulate_spectra`
+(for :class:`Stack` objects) all go through these two.
 
 Examples
 --------
@@ -26,12 +31,12 @@ import numpy as np
 from xrfcore.errors import SimulationError
 from xrfcore.physics.detector import apply_pileup, shape_matrix
 from xrfcore.physics.fluorescence import (DEFAULT_INSTRUMENT, Instrument, Layer, Stack, Tables, build_tables,
-                                          intensities, stack_arrays)
+                                          intensities, stack_composition)
 from xrfcore.scan import EnergyCalibration
 
-__all__ = ["Layer", "Stack", "Instrument", "DEFAULT_INSTRUMENT", "Tables", "build_tables", "stack_arrays",
-           "intensities", "columns", "render_matrix", "render", "simulate_spectra", "library_elements",
-           "finish_spectra"]
+__all__ = ["Layer", "Stack", "Instrument", "DEFAULT_INSTRUMENT", "Tables", "build_tables", "stack_composition",
+           "intensities", "columns", "render_matrix", "render", "render_stacks", "layer_element_intensities", "simulate_spectra",
+           "library_elements", "finish_spectra"]
 
 
 def library_elements(library) -> tuple[str, ...]:
@@ -85,6 +90,78 @@ def render(lines: np.ndarray, rayleigh: np.ndarray, compton: np.ndarray, tables:
     sc = sc * instrument.scatter_scale if instrument.scatter else 0.0 * sc
     x = np.concatenate([lines, rayleigh * sc, compton * sc], axis=1).astype(np.float32)
     return (x @ render_matrix(tables, instrument, calibration, n_channels)).astype(np.float64)
+
+
+def layer_element_intensities(mass_frac: np.ndarray, areal_g_cm2: np.ndarray, elements: tuple[str, ...],
+                              instrument: Instrument, *, block: int = 512) -> np.ndarray:
+    """Detected line intensity each layer's elements deliver, ``(n, n_layers, n_elements)``.
+
+    Same scale as :func:`render_stacks` before :func:`finish_spectra` (lines only, detector
+    efficiency included): multiply by a spectrum's counts over its physical total to get photons.
+    What makes a pigment detectable from the layer that holds it.
+    """
+    mf = np.asarray(mass_frac)
+    rt = np.asarray(areal_g_cm2)
+    tables = build_tables(tuple(elements), instrument)
+    onehot = np.zeros((len(tables.lines), len(elements)))
+    onehot[np.arange(len(tables.lines)), tables.line_el] = 1.0
+    out = np.empty(mf.shape[:2] + (len(elements),))
+    for a in range(0, mf.shape[0], max(1, int(block))):
+        b = min(mf.shape[0], a + max(1, int(block)))
+        li, _, _ = intensities(mf[a:b], rt[a:b], tables, secondary=instrument.secondary, per_layer=True)
+        out[a:b] = li @ onehot
+    return out
+
+
+def render_stacks(mass_frac: np.ndarray, areal_g_cm2: np.ndarray, elements: tuple[str, ...], instrument: Instrument,
+                  calibration: EnergyCalibration, n_channels: int, *,
+                  scatter_scale: float | np.ndarray = 1.0, block: int | None = None,
+                  dtype=np.float64) -> np.ndarray:
+    """Noise-free spectra of layer stacks given as element arrays: tables -> intensities -> render.
+
+    Parameters
+    ----------
+    mass_frac : (n, n_layers, n_elements) ndarray
+        Element mass fractions per layer, top first (elements in the order of ``elements``).
+    areal_g_cm2 : (n, n_layers) ndarray
+        Mass thickness ``rho t`` of each layer (g/cm2).
+    elements : tuple of str
+        The element axis of ``mass_frac``.
+    instrument : Instrument
+        Tube, geometry, detector; ``instrument.secondary`` switches secondary fluorescence.
+    calibration : EnergyCalibration
+        Output energy axis (keV).
+    n_channels : int
+    scatter_scale : float or (n,) ndarray
+        Factor on the scattered tube spectrum per stack.
+    block : int, optional
+        Stacks rendered per block (bounds memory; None: all at once). Keep it fixed for
+        bit-identical results: the float32 matrix product may round differently per block size.
+    dtype : numpy dtype
+        Precision of the self-absorption term (see :func:`intensities`).
+
+    Returns
+    -------
+    (n, n_channels) ndarray, float64
+        Expected counts on the physical scale (photons per sr per tube unit); give them to
+        :func:`finish_spectra` for pile-up, background, count level and noise.
+    """
+    mf = np.asarray(mass_frac)
+    rt = np.asarray(areal_g_cm2)
+    tables = build_tables(tuple(elements), instrument)
+    n = mf.shape[0]
+    step = n if block is None else max(1, int(block))
+    if step >= n:
+        li, ra, co = intensities(mf, rt, tables, secondary=instrument.secondary, dtype=dtype)
+        return render(li, ra, co, tables, instrument, calibration, n_channels, scatter_scale=scatter_scale)
+    out = np.empty((n, n_channels))
+    sc = np.asarray(scatter_scale, dtype=np.float64)
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        li, ra, co = intensities(mf[a:b], rt[a:b], tables, secondary=instrument.secondary, dtype=dtype)
+        out[a:b] = render(li, ra, co, tables, instrument, calibration, n_channels,
+                          scatter_scale=sc[a:b] if sc.ndim else scatter_scale)
+    return out
 
 
 def finish_spectra(spectra: np.ndarray, calibration: EnergyCalibration, *, pileup_fraction: float | np.ndarray = 0.0,
@@ -146,10 +223,8 @@ def simulate_spectra(stacks: Sequence[Stack], instrument: Instrument, calibratio
     if not stacks:
         raise SimulationError("no stacks to simulate")
     elements = library_elements(lib)
-    els, mf, rt = stack_arrays(stacks, lib, elements)
-    tables = build_tables(elements, instrument)
-    li, ra, co = intensities(mf, rt, tables, secondary=instrument.secondary, dtype=dtype)
-    spec = render(li, ra, co, tables, instrument, calibration, n_channels)
+    els, mf, rt = stack_composition(stacks, lib, elements)
+    spec = render_stacks(mf, rt, elements, instrument, calibration, n_channels, dtype=dtype)
     rng = np.random.default_rng(seed) if noise else None
     return finish_spectra(spec, calibration, pileup_fraction=instrument.pileup_fraction, background=background,
                           total_counts=total_counts, rng=rng)

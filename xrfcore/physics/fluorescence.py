@@ -40,7 +40,7 @@ from xrfcore.physics import atomic_data as ad
 from xrfcore.physics.detector import detector_efficiency
 from xrfcore.physics.tube import excitation_grid, tube_weights
 
-__all__ = ["Layer", "Stack", "Instrument", "Tables", "build_tables", "stack_arrays", "intensities",
+__all__ = ["Layer", "Stack", "Instrument", "Tables", "build_tables", "stack_composition", "intensities",
            "DEFAULT_INSTRUMENT"]
 
 
@@ -242,7 +242,7 @@ def build_tables(elements: tuple[str, ...], instrument: Instrument, *, max_kv: f
     )
 
 
-def stack_arrays(stacks: Sequence[Stack], library, elements: tuple[str, ...] | None = None):
+def stack_composition(stacks: Sequence[Stack], library, elements: tuple[str, ...] | None = None):
     """Element mass fractions and areal densities of stacks.
 
     Returns
@@ -398,19 +398,15 @@ def _secondary_factor(mf: np.ndarray, t: Tables) -> np.ndarray:
     return out + add
 
 
-_SEC_CACHE: dict = {}
-
-
 def _pair_onehot(ia: np.ndarray, n: int) -> np.ndarray:
     m = np.zeros((ia.size, n))
     m[np.arange(ia.size), ia] = 1.0
     return m
 
 
+@functools.lru_cache(maxsize=64)
 def _secondary_pairs(t: Tables):
-    key = id(t)
-    if key in _SEC_CACHE and _SEC_CACHE[key][0] is t:
-        return _SEC_CACHE[key][1]
+    """Secondary-fluorescence pairs of ``t`` (cached per Tables object, bounded like :func:`build_tables`)."""
     sig = t.sigma * t.weights[:, None]                  # (E0, N) excitation of each line
     tot = sig.sum(axis=0)
     e_star = np.where(tot > 0, (t.e0[:, None] * sig).sum(axis=0) / np.where(tot > 0, tot, 1.0), t.e0.max())
@@ -434,5 +430,4 @@ def _secondary_pairs(t: Tables):
     if ia:
         mu_eff = ad.mass_attenuation(t.elements, e_star_key)      # (n_el, Na)
         result = (np.array(ia), np.array(js), np.array(r), np.array(sp), mu_eff)
-    _SEC_CACHE[key] = (t, result)
     return result

@@ -27,7 +27,8 @@ from xrfcore.errors import ConfigError
 #: Classes whose XRF-visible elements are the same (METHOD.md, known weaknesses).
 SAME_ELEMENT_PARTNERS: dict[str, str] = {"PB": "IO", "IO": "PB", "LW": "RL", "RL": "LW", "CrG": "CrY", "CrY": "CrG"}
 
-__all__ = ["SAME_ELEMENT_PARTNERS", "SimConfig", "sample_batch", "simulate_dataset", "pigment_matrix", "stack_arrays", "smooth_background"]
+__all__ = ["SAME_ELEMENT_PARTNERS", "SimConfig", "sample_batch", "simulate_dataset", "pigment_matrix", "paint_stack_arrays",
+           "smooth_background"]
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,6 @@ class SimConfig:
     weight > 0; classes not named weigh 1). ``None`` draws every class equally often. This is the
     prior the model learns: where two classes give the same lines (LW/RL, PB/IO), the trained
     probabilities follow it.
-    ``partner_twins_p``: share of spectra that are twins of the spectrum before them with one
-    class swapped for its same-element partner (:data:`SAME_ELEMENT_PARTNERS`) at 0.5-1.5x its
-    amount, everything else (thicknesses, instrument, counts) equal: pairs that differ only in
-    what tells PB from IO, LW from RL, CrG from CrY.
     """
 
     n_channels: int = 4096
@@ -71,7 +68,6 @@ class SimConfig:
     min_range_kev: float = 30.0
     secondary: bool = False
     class_weights: dict[str, float] | None = None
-    partner_twins_p: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -96,8 +92,6 @@ class SimConfig:
             for k, w in self.class_weights.items():
                 if not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
                     raise ConfigError(f"SimConfig.class_weights[{k!r}] must be a number > 0, got {w!r}")
-        if not 0.0 <= self.partner_twins_p < 1.0:
-            raise ConfigError(f"SimConfig.partner_twins_p must be in [0, 1), got {self.partner_twins_p}")
         p = np.asarray(self.n_pigments_p, dtype=float)
         if p.size < 1 or np.any(p < 0) or abs(p.sum() - 1) > 1e-6:
             raise ConfigError(f"SimConfig.n_pigments_p must be probabilities summing to 1, got {self.n_pigments_p}")
@@ -113,6 +107,14 @@ class SimConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SimConfig":
+        """Config from its dict; ConfigError names unknown keys.
+
+        ``partner_twins_p: 0`` (recorded by training files of earlier versions, where that
+        unshipped experiment was off) is accepted and ignored.
+        """
+        d = dict(d)
+        if d.get("partner_twins_p", 0) in (0, 0.0):
+            d.pop("partner_twins_p", None)
         known = {f.name for f in fields(cls)}
         bad = sorted(set(d) - known)
         if bad:
@@ -164,7 +166,7 @@ def pigment_matrix(library, elements: tuple[str, ...]):
     return names, m, rho
 
 
-def stack_arrays(upper: np.ndarray, upper_um: np.ndarray, lower: np.ndarray, lower_um: np.ndarray,
+def paint_stack_arrays(upper: np.ndarray, upper_um: np.ndarray, lower: np.ndarray, lower_um: np.ndarray,
                  ground_um: np.ndarray, library, pm: np.ndarray, rho: np.ndarray, names: list[str],
                  two: np.ndarray | None = None):
     """Element mass fractions ``(n, 3, n_el)`` and mass thicknesses ``(n, 3)`` (g/cm2) of paint stacks.
@@ -233,45 +235,13 @@ def _sample_layer(rng, k_p, classes, by_class, min_fraction, eg_pair_p, n_pig, c
     return frac
 
 
-def _make_twins(rng, p, top, bottom, per_spectrum, classes, by_class) -> None:
-    """Turn a share ``p`` of rows into twins of the row before, with one class swapped for its partner.
-
-    Works in place on the fraction arrays ``top``/``bottom`` (n, n_pigments) and the per-spectrum
-    parameter arrays.
-    """
-    members = {c: [by_class[c]["single"]] + ([*by_class[c]["pair"]] if "pair" in by_class[c] else []) for c in classes}
-    swappable = [c for c in classes if SAME_ELEMENT_PARTNERS.get(c) in classes]
-    n = top.shape[0]
-    i = 1
-    while i < n:
-        if rng.random() < p:
-            src = i - 1
-            options = [(layer, c) for layer, arr in ((0, top), (1, bottom)) for c in swappable
-                       if arr[src, members[c]].sum() > 0]
-            if options:
-                layer, c = options[int(rng.integers(len(options)))]
-                for arr in (top, bottom):
-                    arr[i] = arr[src]
-                for a in per_spectrum:
-                    a[i] = a[src]
-                arr = top if layer == 0 else bottom
-                moved = arr[i, members[c]].sum()
-                arr[i, members[c]] = 0.0
-                arr[i, by_class[SAME_ELEMENT_PARTNERS[c]]["single"]] += moved * rng.uniform(0.5, 1.5)
-                arr[i] /= arr[i].sum()
-                i += 2  # the twin is not itself a source
-                continue
-        i += 1
-
-
 def sample_batch(config: SimConfig, seed_seq: np.random.SeedSequence, n: int, library) -> dict[str, np.ndarray]:
     """Sample and simulate ``n`` spectra sharing one calibration and detector setting.
 
     Returns a dict of arrays: ``spectra`` (n, C) uint32, ``calibration`` (n, 3), ``labels``,
     ``labels_top``, ``labels_bottom`` (n, K) uint8, and ``params/<name>`` arrays.
     """
-    from xrfcore.physics import finish_spectra, library_elements, render
-    from xrfcore.physics.fluorescence import Instrument, build_tables, intensities
+    from xrfcore.physics import Instrument, finish_spectra, library_elements, render_stacks
     from xrfcore.scan import EnergyCalibration
 
     rng = np.random.default_rng(seed_seq)
@@ -315,15 +285,9 @@ def sample_batch(config: SimConfig, seed_seq: np.random.SeedSequence, n: int, li
     scatter = np.exp(rng.uniform(np.log(max(cfg.scatter_scale[0], 1e-6)), np.log(max(cfg.scatter_scale[1], 1e-6)), n))
     bg_level = rng.uniform(*cfg.background_level, n)
     pileup = rng.uniform(*cfg.pileup_fraction, n)
-    if cfg.partner_twins_p > 0:
-        _make_twins(rng, cfg.partner_twins_p, top, bottom, (two, top_um, bottom_um, ground_um, counts, scatter,
-                                                           bg_level, pileup), classes, by_class)
 
-    mf, rt = stack_arrays(top, top_um, bottom, bottom_um, ground_um, library, pm, rho, names, two)
-
-    tables = build_tables(elements, ins)
-    li, ra, co = intensities(mf, rt, tables, secondary=cfg.secondary, dtype=np.float32)
-    spec = render(li, ra, co, tables, ins, cal, cfg.n_channels, scatter_scale=scatter)
+    mf, rt = paint_stack_arrays(top, top_um, bottom, bottom_um, ground_um, library, pm, rho, names, two)
+    spec = render_stacks(mf, rt, elements, ins, cal, cfg.n_channels, scatter_scale=scatter, dtype=np.float32)
     bg = smooth_background(cal.energies(cfg.n_channels), rng, n) * bg_level[:, None]
     spectra = finish_spectra(spec, cal, pileup_fraction=pileup, background=bg, total_counts=counts, rng=rng)
 

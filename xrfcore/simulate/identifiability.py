@@ -66,7 +66,7 @@ def _cells(path: Path, regions_path: Path) -> tuple[list[dict[str, Any]], dict[s
         g = f["xrf"]
         counts = g["counts"]
         n_ch = counts.shape[2]
-        cal = EnergyCalibration.from_dict(dict(g.attrs))
+        cal = EnergyCalibration.from_dict(dict(counts.attrs))  # the layout of xrfcore.io.write_scan_h5
         truth = {k: g[f"truth/{k}"][...] for k in ("top_um", "bottom_um", "ground_um")}
         totals = np.zeros(counts.shape[:2])
         for r in range(counts.shape[0]):
@@ -99,23 +99,22 @@ def analyse_mockup(scan_path: str | Path, regions_path: str | Path, *, partners:
         ``closest`` {class: description of the closest alternative}); ``variant``; ``count_level``.
     """
     from xrfcore.library import load_library
-    from xrfcore.physics import Instrument, finish_spectra, library_elements, render
-    from xrfcore.physics.fluorescence import build_tables, intensities
-    from xrfcore.simulate.dataset import pigment_matrix, stack_arrays
-    from xrfcore.simulate.mockup import (BOTTOM_MIXTURES, TOP_MIXTURES, _impure_library, _measured_background,
-                                         measured_instrument)
+    from xrfcore.physics import Instrument, finish_spectra, library_elements, render_stacks
+    from xrfcore.simulate.dataset import paint_stack_arrays, pigment_matrix
+    from xrfcore.simulate.measured import impure_library, measured_background, measured_instrument
+    from xrfcore.simulate.mockup import BOTTOM_MIXTURES, TOP_MIXTURES
 
     cells, meta = _cells(Path(scan_path), Path(regions_path))
     base = library if library is not None else load_library()
     measured = meta["variant"] == "measured"
-    lib = _impure_library(base) if measured else base
+    lib = impure_library(base) if measured else base
     ins = measured_instrument() if measured else Instrument()
     elements = library_elements(lib)
     names, pm, rho = pigment_matrix(lib, elements)
     cal, n_ch = meta["calibration"], meta["n_channels"]
     energy = cal.energies(n_ch)
     window = (energy >= e_min_kev) & (energy <= e_max_kev)
-    bg = _measured_background(energy) * 0.15 if measured else None
+    bg = measured_background(energy) * 0.15 if measured else None
     filler = names.index(lib.binder)
     by_class: dict[str, list[int]] = {}
     for i, p in enumerate(lib.pigments):
@@ -161,13 +160,8 @@ def analyse_mockup(scan_path: str | Path, regions_path: str | Path, *, partners:
     up_um = np.array([(cells[r[0]]["top_um"] if cells[r[0]]["top"] else cells[r[0]]["bottom_um"]) * r[5] for r in rows])
     lo_um = np.array([(cells[r[0]]["bottom_um"] if cells[r[0]]["top"] else 0.0) * r[6] for r in rows])
     gr_um = np.array([cells[i]["ground_um"] for i in ci_arr])
-    mf, rt = stack_arrays(up, up_um, lo, lo_um, gr_um, lib, pm, rho, names)
-    tables = build_tables(elements, ins)
-    spec = np.empty((len(rows), n_ch))
-    for a in range(0, len(rows), 512):
-        b = min(len(rows), a + 512)
-        li, ra, co = intensities(mf[a:b], rt[a:b], tables, secondary=ins.secondary)
-        spec[a:b] = render(li, ra, co, tables, ins, cal, n_ch)
+    mf, rt = paint_stack_arrays(up, up_um, lo, lo_um, gr_um, lib, pm, rho, names)
+    spec = render_stacks(mf, rt, elements, ins, cal, n_ch, block=512)
     tot = np.array([cells[i]["total_counts"] for i in ci_arr])
     expected = finish_spectra(spec, cal, pileup_fraction=ins.pileup_fraction, background=bg, total_counts=tot,
                               rng=None)[:, window]

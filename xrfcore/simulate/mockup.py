@@ -31,14 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from xrfcore.errors import SimulationError
 from xrfcore.scan import EnergyCalibration
+from xrfcore.simulate.measured import impure_library, measured_background, measured_instrument
 
 __all__ = ["TOP_MIXTURES", "BOTTOM_MIXTURES", "make_mockup", "measured_instrument", "write_mockup", "main"]
 
@@ -74,37 +73,6 @@ BOTTOM_MIXTURES: dict[str, dict[str, float]] = {
     "5C": _mix(("ZW", "VM", "CrY", "VG", "SA"), (10, 15, 15, 24, 36)),
     "6": {"VM": 1.0},
 }
-
-_IMPURE_FORMULAS = {"IO": "3PbO.500Fe2O3", "ZW": "9PbO.5000ZnO", "LW": "CuO.100Pb(OH)2.200PbCO3",
-                    "CrY": "20PbCrO4.PbSO4"}
-
-
-def measured_instrument(**changes: Any):
-    """The "measured" instrument of the demo (see the module docstring)."""
-    from xrfcore.physics import Instrument
-
-    base = Instrument(anode="Rh", tube_kv=40.0, tube_filters=(("Al", 2.699, 50.0),), noise_ev=125.0, fano=0.12,
-                      escape_scale=1.6, pileup_fraction=0.003, scatter_scale=1.8, secondary=True)
-    return replace(base, **changes)
-
-
-def _impure_library(library):
-    from xrfcore.library import PigmentLibrary
-
-    pigs = [replace(p, formula=_IMPURE_FORMULAS.get(p.abbr, p.formula)) for p in library.pigments]
-    return PigmentLibrary(pigments=pigs, classes=library.classes, class_names=library.class_names,
-                          version=library.version, binder=library.binder, ground=library.ground,
-                          pigment_to_binder_mass_ratio=library.pigment_to_binder_mass_ratio)
-
-
-def _measured_background(energy_kev: np.ndarray) -> np.ndarray:
-    e = np.clip(energy_kev, 1e-3, None)
-    hump = np.exp(-0.5 * (np.log(e / 6.0) / 0.55) ** 2)
-    shelf = np.exp(-(e - 1.0) / 2.5) * (e > 1.0)
-    b = (hump + 0.35 * shelf) / (1.0 + np.exp(-(energy_kev - 1.4) / 0.12))  # window roll-off
-    b[energy_kev > 30.0] = 0.0
-    return b / b.sum()
-
 
 def _layout(n_rows: int, n_cols: int, bare_cols: int):
     """Row band of each bottom mixture and column band of the bare area and each top mixture."""
@@ -151,9 +119,8 @@ def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration
         detectable from its layer), ``photon_elements`` (n_elements,) their symbols.
     """
     from xrfcore.library import load_library
-    from xrfcore.physics import Instrument, finish_spectra, library_elements, render
-    from xrfcore.physics.fluorescence import build_tables, intensities
-    from xrfcore.simulate.dataset import pigment_matrix, stack_arrays
+    from xrfcore.physics import Instrument, finish_spectra, layer_element_intensities, library_elements, render_stacks
+    from xrfcore.simulate.dataset import paint_stack_arrays, pigment_matrix
 
     if physics_variant not in ("measured", "training"):
         raise SimulationError(f"physics_variant must be 'measured' or 'training', got {physics_variant!r}")
@@ -165,7 +132,7 @@ def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration
                               f"{bare_cols + len(TOP_MIXTURES)} columns, got {shape}")
     base_lib = library if library is not None else load_library()
     measured = physics_variant == "measured"
-    lib = _impure_library(base_lib) if measured else base_lib
+    lib = impure_library(base_lib) if measured else base_lib
     ins = instrument if instrument is not None else (measured_instrument() if measured else Instrument())
     rng = np.random.default_rng(seed)
     elements = library_elements(lib)
@@ -211,26 +178,16 @@ def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration
     upper = np.where(has_top[:, None], ft, fb)
     upper_um = np.where(has_top, top_um.reshape(-1), bot_um.reshape(-1))
     lower_um = np.where(has_top, bot_um.reshape(-1), 0.0)
-    mf, rt = stack_arrays(upper, upper_um, fb, lower_um, ground_um.reshape(-1), lib, pm, rho, names)
-
-    tables = build_tables(elements, ins)
-    spec = np.empty((n_pix, n_channels))
-    line_el = np.zeros((len(tables.lines), len(elements)))
-    line_el[np.arange(len(tables.lines)), tables.line_el] = 1.0
-    layer_lines = np.zeros((n_pix, 2, len(elements)))  # detected line intensity per paint layer and element
-    for a in range(0, n_pix, pixel_block):
-        b = min(n_pix, a + pixel_block)
-        li, ra, co = intensities(mf[a:b], rt[a:b], tables, secondary=ins.secondary, per_layer=True)
-        layer_lines[a:b] = li[:, :2] @ line_el
-        spec[a:b] = render(li.sum(axis=1), ra, co, tables, ins, calibration, n_channels)
+    mf, rt = paint_stack_arrays(upper, upper_um, fb, lower_um, ground_um.reshape(-1), lib, pm, rho, names)
+    spec = render_stacks(mf, rt, elements, ins, calibration, n_channels, block=pixel_block)
     phys_total = spec.sum(axis=1)
     counts_px = count_level * phys_total / np.median(phys_total)
-    bg = _measured_background(calibration.energies(n_channels)) * 0.15 if measured else None
+    bg = measured_background(calibration.energies(n_channels)) * 0.15 if measured else None
     # expected photons each paint layer's elements put into the spectrum (lines, escape peaks included)
+    layer_lines = layer_element_intensities(mf, rt, elements, ins, block=pixel_block)[:, :2]
     fluor_share = counts_px * (1.0 - (min(float(bg.sum()), 0.95) if bg is not None else 0.0)) / phys_total
     layer_photons = layer_lines * fluor_share[:, None, None]
-    two_layers = lower_um > 0  # where only one paint layer lies over the ground, layer 1 is the ground
-    layer_photons[~two_layers, 1] = 0.0
+    layer_photons[~(lower_um > 0), 1] = 0.0  # one paint layer over the ground: layer 1 is the ground
     out = finish_spectra(spec, calibration, pileup_fraction=ins.pileup_fraction, background=bg,
                          total_counts=counts_px, rng=rng)
     if out.max() > np.iinfo(np.uint16).max:
@@ -261,28 +218,20 @@ def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration
 
 def write_mockup(out: str | Path, counts: np.ndarray, labels: dict, calibration: EnergyCalibration, *,
                  regions_out: str | Path | None = None, attrs: dict | None = None) -> Path:
-    """Write the mock-up in our HDF5 scan layout (``/xrf/...``), atomically, plus a regions JSON."""
-    import h5py
+    """Write the mock-up as an HDF5 scan (:func:`xrfcore.io.write_scan_h5`), atomically, plus a regions JSON.
 
-    from xrfcore.atomic import atomic_path, atomic_write_text
+    Besides counts, calibration, ``labels`` and ``label_names``, ``/xrf`` holds ``labels_top``,
+    ``labels_bottom`` and the ground truth ``truth/top_um``, ``truth/bottom_um``,
+    ``truth/ground_um`` (um); ``attrs`` become attributes of ``/xrf``.
+    """
+    from xrfcore.atomic import atomic_write_text
+    from xrfcore.io import write_scan_h5
 
     out = Path(out)
-    n_rows, n_cols, n_ch = counts.shape
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
-        g = f.create_group("xrf")
-        d = g.create_dataset("counts", data=counts, chunks=(1, n_cols, n_ch), compression="gzip",
-                             compression_opts=6, shuffle=True)
-        for key, val in calibration.to_dict().items():
-            d.attrs[key] = val
-            g.attrs[key] = val
-        g.create_dataset("energy_keV", data=calibration.energies(n_ch))
-        for key in ("labels", "labels_top", "labels_bottom"):
-            g.create_dataset(key, data=labels[key], compression="gzip", chunks=(n_rows, n_cols, labels[key].shape[2]))
-        g.create_dataset("label_names", data=np.array(labels["label_names"], dtype=h5py.string_dtype()))
-        for key in ("top_um", "bottom_um", "ground_um"):
-            g.create_dataset(f"truth/{key}", data=labels[key])
-        for key, val in (attrs or {}).items():
-            g.attrs[key] = val
+    extra = {key: labels[key] for key in ("labels_top", "labels_bottom")}
+    extra.update({f"truth/{key}": labels[key] for key in ("top_um", "bottom_um", "ground_um")})
+    write_scan_h5(out, counts, calibration, labels=labels["labels"], label_names=labels["label_names"],
+                  metadata=attrs, extra_datasets=extra)
     if regions_out is not None:
         doc = {"version": 1, "scan": out.name, "label_convention":
                "where no top mixture covers the bottom mixture, the bare paint is the top layer",

@@ -1,0 +1,135 @@
+"""Tests for the evidence-backed model: features, gate, calibration, layout, training, file round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xrfcore.model.evidence_model import (FEATURE_ELEMENTS, OutputLayout, apply_gate, apply_isotonic,
+                                          default_layout, expected_calibration_error, feature_names, fit_isotonic,
+                                          gate_matrix, layout_targets, reliability_table)
+
+
+def test_layout_targets_surface_hidden_and_groups():
+    classes = ["PB", "IO", "LW", "RL", "CrG", "CrY", "VM"]
+    top = np.array([[1, 0, 0, 0, 0, 0, 1], [0, 0, 1, 0, 0, 0, 0]], np.uint8)
+    bottom = np.array([[0, 1, 0, 0, 0, 0, 1], [0, 0, 1, 1, 0, 0, 0]], np.uint8)
+    y = layout_targets(top | bottom, top, bottom, classes)
+    lay = default_layout(classes)
+    sl = lay.slices()
+    assert y.shape == (2, lay.n_outputs) == (2, 3 * 7 + 3)
+    assert y[0, sl["groups"]].tolist() == [1, 0, 0] and y[1, sl["groups"]].tolist() == [0, 1, 0]
+    # VM on top and below: not hidden (vermilion under vermilion cannot be told from thicker vermilion)
+    assert y[0, sl["hidden"]].tolist() == [0, 1, 0, 0, 0, 0, 0]
+    assert y[1, sl["hidden"]].tolist() == [0, 0, 0, 1, 0, 0, 0]
+    assert OutputLayout.from_dict(lay.to_dict()) == lay
+
+
+def test_gate_zeroes_outputs_without_their_key_elements_and_passes_unknown_ones():
+    classes = ["EG", "CB"]
+    lay = default_layout(classes)
+    gate = gate_matrix(lay, ("Co", "Cu", "As"))
+    scores = np.full((3, lay.n_outputs), 0.9, np.float32)
+    z = np.array([[10, 10, 10], [10, 10, 0.5], [0.0, 10, 0.0]], np.float32)  # Co, Cu, As
+    known = np.array([[1, 1, 1], [1, 1, 1], [0, 1, 0]], bool)  # row 3: Co and As outside the scan's range
+    out = apply_gate(scores, z, known, gate, 3.0)
+    k_eg, k_cb = lay.slices()["any"].start, lay.slices()["any"].start + 1
+    assert out[0, k_eg] == pytest.approx(0.9) and out[0, k_cb] == pytest.approx(0.9)
+    assert out[1, k_eg] == 0.0 and out[1, k_cb] == pytest.approx(0.9)  # EG needs As too
+    assert out[2, k_eg] == pytest.approx(0.9) and out[2, k_cb] == pytest.approx(0.9)  # unknown is not absent
+
+
+def test_isotonic_calibration_lowers_the_ece_of_overconfident_scores():
+    rng = np.random.default_rng(0)
+    true_p = rng.uniform(0, 1, (4000, 2))
+    y = (rng.random(true_p.shape) < true_p).astype(np.uint8)
+    scores = true_p ** 0.4  # overconfident for "present"
+    maps = fit_isotonic(scores[:2000], y[:2000])
+    cal = apply_isotonic(scores[2000:], maps)
+    before = expected_calibration_error(scores[2000:], y[2000:])
+    after = expected_calibration_error(cal, y[2000:])
+    assert before > 0.1 and after < 0.03
+    assert all(np.all(np.diff(m["y"]) >= 0) for m in maps)  # monotone
+    rows = reliability_table(cal, y[2000:])
+    assert sum(r["n"] for r in rows) == cal.size
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny paper CNN (untrained trunk) and an evidence head trained on 400 real simulated spectra."""
+    from xrfcore.library import load_library
+    from xrfcore.model.architecture import build_model
+    from xrfcore.model.bundle import ModelBundle, save_model
+    from xrfcore.model.evidence_training import train_evidence_model
+    from xrfcore.preprocess import EnergyGrid, PreprocessConfig
+    from xrfcore.simulate.dataset import SimConfig, simulate_dataset
+
+    d = tmp_path_factory.mktemp("ev")
+    data = simulate_dataset(d / "sim.h5", n=400, seed=3, workers=1, config=SimConfig(batch_size=200),
+                            progress=lambda a, b: None)
+    lib = load_library()
+    pre = PreprocessConfig(grid=EnergyGrid(start_kev=2.8, step_kev=0.08, n_channels=340))
+    cnn = build_model(340, len(lib.classes), filters=(8, 8), kernel_sizes=(5, 3), post_conv=(8, 3))
+    base = ModelBundle(model=cnn, classes=list(lib.classes), class_names=list(lib.class_names), preprocess=pre)
+    save_model(base, d / "base.keras")
+    bundle, report = train_evidence_model(base, data, seed=1, epochs=3, log=lambda m: None)
+    path = save_model(bundle, d / "evidence.keras")
+    return path, report, data
+
+
+def test_trained_model_round_trips_and_gives_every_head(trained):
+    import h5py
+
+    from xrfcore.model import load_model, predict_layers, predict_spectra
+    from xrfcore.scan import EnergyCalibration
+
+    path, report, data = trained
+    bundle = load_model(path)  # Keras safe mode: only standard layers
+    assert set(report["test"]) == {"any", "groups", "surface", "hidden"}
+    assert 0 <= report["calibration"]["any"]["ece"] < 0.2
+    with h5py.File(data) as f:
+        spectra, cal = f["spectra"][:64], f["calibration"][0]
+    calibration = EnergyCalibration(*map(float, cal))
+    heads = predict_layers(bundle, spectra, calibration)
+    k = len(bundle.classes)
+    assert heads["any"].shape == heads["surface"].shape == heads["hidden"].shape == (64, k)
+    assert heads["groups"].shape == (64, 3)
+    assert all(np.all((v >= 0) & (v <= 1)) for v in heads.values())
+    np.testing.assert_allclose(predict_spectra(bundle, spectra, calibration), heads["any"])
+
+
+def test_gated_outputs_sit_at_the_calibrated_not_seen_level(trained):
+    """A spectrum without Co lines cannot carry a cobalt-blue call: its CB output is the calibrated value of 0."""
+    from xrfcore.elements.evidence import EvidenceConfig, fit_evidence
+    from xrfcore.model import load_model, predict_layers
+    from xrfcore.model.evidence_model import spec_of
+    from xrfcore.scan import EnergyCalibration
+
+    path, _, _ = trained
+    bundle = load_model(path)
+    spec = spec_of(bundle)
+    cal = EnergyCalibration(-0.5, 0.0075)
+    e = cal.energies(4096)
+    rng = np.random.default_rng(2)
+    lam = 30 * np.exp(-e / 9) + 4000 * np.exp(-0.5 * ((e - 8.64) / 0.07) ** 2)  # zinc only
+    spectra = rng.poisson(np.tile(lam, (5, 1))).astype(float)
+    ev = fit_evidence(spectra, cal, EvidenceConfig())
+    assert np.all(ev.significance[:, ev.column("Co")] < spec.gate_significance)
+    assert np.all(ev.significance[:, ev.column("Zn")] > 5)
+    heads = predict_layers(bundle, spectra, cal)
+    k = list(bundle.classes).index("CB")
+    level = apply_isotonic(np.zeros((1, spec.layout.n_outputs), np.float32), spec.calibration)[0]
+    np.testing.assert_allclose(heads["any"][:, k], level[spec.layout.slices()["any"].start + k], atol=1e-6)
+
+
+def test_feature_names_match_the_feature_vector():
+    from xrfcore.elements.evidence import fit_evidence
+    from xrfcore.model.evidence_model import evidence_features
+    from xrfcore.scan import EnergyCalibration
+
+    cal = EnergyCalibration(0.0, 0.01)
+    spectra = np.random.default_rng(1).poisson(20.0, (4, 2000)).astype(float)  # stops at 20 keV
+    feats, known = evidence_features(fit_evidence(spectra, cal))
+    assert feats.shape == (4, len(feature_names()))
+    assert known[:, FEATURE_ELEMENTS.index("Fe")].all()
+    assert np.isfinite(feats).all()
