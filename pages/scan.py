@@ -146,3 +146,9 @@ if elements:
     st.success("Elements found: " + ", ".join(elements))
 else:
     st.info("No elements identified automatically.")
+with state.show_errors("The check for unexplained lines failed", stop=False):
+    if unexplained := state.unexplained_in_scan(ref):
+        st.warning("Lines no pigment of the library explains: "
+                   + ", ".join(f"{el} (significant in {share:.0%} of pixels)" for el, share in unexplained)
+                   + ". Maps of those pixels come from a model that never saw them: add the pigment on the "
+                   "**Library & training** page and retrain, or read those pixels' maps with care.")

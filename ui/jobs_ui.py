@@ -104,24 +104,10 @@ def _show(status: Any, on_done: Callable[[Any], None] | None) -> None:
 
 
 def start(kind: str, params: dict[str, Any]) -> str:
-    """Start a job from a plain dict of options (``xrfcore.jobs.start_job``)."""
+    """Start a job from a plain dict of options (:func:`xrfcore.jobs.start_job`; see :mod:`xrfcore.jobs.tasks`)."""
     from xrfcore.jobs import start_job
 
-    params = dict(params)
-    if kind == "simulate" and isinstance(params.get("config"), dict) and not _has_workflows():
-        # until the jobs take the SimConfig fields as a dict, hand them over as a JSON file
-        from xrfcore.atomic import atomic_write_text
-
-        cfg = Path(params["out"]).with_suffix(".simconfig.json")
-        atomic_write_text(cfg, json.dumps(params["config"], indent=1))
-        params["config"] = str(cfg)
-    return start_job(kind, params)
-
-
-def _has_workflows() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("xrfcore.workflows") is not None
+    return start_job(kind, dict(params))
 
 
 def check_simulation(config: dict[str, Any], *, out: Path) -> str | None:

@@ -31,8 +31,10 @@ DEMO_REGIONS = DEMO_SCAN.with_name("demo_mockup_regions.json")
 
 
 def user_dir() -> Path:
-    """Folder for uploads, label files, user models and the user's library (``XRF_USER_DIR``)."""
-    path = Path(os.environ.get("XRF_USER_DIR") or REPO_ROOT / "user_data")
+    """Folder for uploads, label files, user models and the user's library (``XRF_USER_DIR``), created."""
+    from xrfcore.paths import user_dir as base
+
+    path = base()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -300,6 +302,14 @@ def identified_elements(ref: ScanRef) -> list[str]:
     return list(identify_elements(scan, tube_kv=tube_kv(scan)))
 
 
+@st.cache_data(max_entries=16, show_spinner="Checking for lines the library cannot explain…")
+def unexplained_in_scan(ref: ScanRef) -> list[tuple[str, float]]:
+    """(element, share of pixels) of identified elements no pigment of the library explains."""
+    from xrfcore.elements.unexplained import scan_unexplained
+
+    return list(scan_unexplained(load_scan(ref), library()))
+
+
 def tube_kv(scan) -> float:
     return float(scan.metadata.tube_kv or 40.0)
 
@@ -349,7 +359,17 @@ def _default_model_file() -> Path:
 
 
 def default_model_choice() -> Path:
-    """The model a new session starts with: the one saved as default in the user folder, else the shipped one."""
+    """The model a new session starts with: the server default (saved in the user folder), else the shipped one.
+
+    Uses :mod:`xrfcore.active_model` where the installed xrfcore has it; until then the choice
+    is the path in ``<user dir>/active_model.txt``.
+    """
+    try:
+        from xrfcore.active_model import server_default_model
+    except ImportError:
+        server_default_model = None
+    if server_default_model is not None:
+        return Path(server_default_model())
     if _default_model_file().is_file():
         text = _default_model_file().read_text().strip()
         if text and Path(text).is_file():
@@ -376,7 +396,14 @@ def set_active_model(path: str | Path) -> None:
 
 
 def set_default_model(path: str | Path) -> None:
-    """Make ``path`` the model every new session of this user folder starts with (written atomically)."""
+    """Make ``path`` the model every new session starts with (an explicit, server-wide action)."""
+    try:
+        from xrfcore.active_model import set_server_default_model
+    except ImportError:
+        set_server_default_model = None
+    if set_server_default_model is not None:
+        set_server_default_model(path)
+        return
     from xrfcore.atomic import atomic_write_text
 
     atomic_write_text(_default_model_file(), str(Path(path).resolve()) + "\n")

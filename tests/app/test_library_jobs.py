@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app_helpers import run_page, texts
+from app_helpers import default_model_of, run_page, texts
 
 
 def _wait(job_id: str, timeout_s: float = 240.0):
@@ -57,12 +57,12 @@ def test_simulate_then_train_then_switch_model(tiny_model, user_dir):
     activate[0].click().run()
     assert "retrained.keras" in [m.value.strip("*") for m in at.sidebar.markdown]
     # the choice is this session's: new sessions still start with the default
-    assert (user_dir / "active_model.txt").read_text().strip() == str(tiny_model)
+    assert default_model_of(user_dir) == tiny_model
     other = run_page("maps", model=None, user=user_dir)
     assert "retrained.keras" not in [m.value.strip("*") for m in other.sidebar.markdown]
     # ... until it is made the default explicitly
     at.button(key="sidebar_set_default").click().run()
-    assert (user_dir / "active_model.txt").read_text().strip() == str(model.resolve())
+    assert default_model_of(user_dir).resolve() == model.resolve()
 
 
 def test_simulation_settings_are_checked_before_the_button_is_enabled(tiny_model, user_dir):

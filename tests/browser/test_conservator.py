@@ -154,3 +154,24 @@ def test_training_straight_after_a_simulation(app_server, page, expect):
     expect(page.get_by_role("button", name="Make browser-model.keras the active model")).to_be_visible(timeout=300_000)
     assert (user / "models" / "browser-model.keras").is_file()
     no_exception(page)
+
+
+def test_the_finetune_map_keeps_its_zoom_when_a_region_is_added(app_server, page, expect):
+    url, _ = app_server
+    page.goto(url + "/finetune")
+    frame = map_frame(page, expect)
+    frame.locator("button[data-title='Zoom']").click()
+    axes = MapAxes(frame)
+    drag(page, axes.point(10, 10), axes.point(40, 40))  # zoom in on rows/columns ~10-40
+    plot = frame.locator("#plot")
+    expect(plot).to_have_attribute("data-zoomed", "true")  # plotly has applied the new range
+    zoomed = plot.evaluate("el => el._fullLayout.xaxis.range.slice()")
+    assert 8 < zoomed[0] < 12 and 38 < zoomed[1] < 42, zoomed
+    frame.locator("button[data-title='Box Select']").click()
+    axes = MapAxes(frame)
+    drag(page, axes.point(19.6, 19.6), axes.point(22.4, 24.4))
+    expect(page.get_by_text("Added region 1: rows 20–22, columns 20–24 (15 pixels)", exact=False)).to_be_visible()
+    expect(frame.locator(".shapelayer path")).to_have_count(1)  # the page has re-rendered the map
+    assert plot.evaluate("el => el._fullLayout.xaxis.range.slice()") == zoomed
+    expect(frame.locator("button[data-title='Box Select'].active")).to_have_count(1)
+    no_exception(page)
