@@ -32,13 +32,18 @@ def regions_to_frame(regions: list[Region]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def _blank(value) -> bool:
+    """An empty editor cell: None, NaN or only spaces."""
+    return value is None or (isinstance(value, float) and pd.isna(value)) or str(value).strip() == ""
+
+
 def frame_to_regions(df: pd.DataFrame) -> list[dict]:
     out = []
     for i, row in df.reset_index(drop=True).iterrows():
         if pd.isna(row["row0"]) or pd.isna(row["col1"]):
             continue
-        split = lambda s: [p.strip() for p in re.split(r"[;,+]", str(s or "")) if p.strip()]  # noqa: E731
-        out.append({"name": str(row["name"] or f"region {i + 1}"), "shape": "rectangle",
+        split = lambda s: [p.strip() for p in re.split(r"[;,+]", "" if _blank(s) else str(s)) if p.strip()]  # noqa: E731
+        out.append({"name": f"region {i + 1}" if _blank(row["name"]) else str(row["name"]), "shape": "rectangle",
                     "row0": int(row["row0"]), "col0": int(row["col0"]), "row1": int(row["row1"]),
                     "col1": int(row["col1"]), "top": split(row["top"]), "bottom": split(row["bottom"])})
     return out

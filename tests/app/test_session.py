@@ -34,6 +34,7 @@ def _reload(sid: str, page: str) -> AppTest:
     return at.run()
 
 
+@pytest.mark.filterwarnings("ignore:.*no energy calibration found")
 def test_reload_keeps_scan_calibration_regions_and_pixel(tmp_path, tiny_model, user_dir, monkeypatch):
     import numpy as np
 
