@@ -103,7 +103,7 @@ def test_identify_steel_finds_fe_cr_ni_and_invents_nothing():
         {"Fe": 4000.0, "Cr": 2000.0},
         {"Hg": 3000.0, "Pb": 3000.0, "Sn": 2000.0},
         {"Pb": 4000.0, "Ca": 2000.0, "Zn": 1000.0},
-        {"Hg": 4000.0},  # Hg Lb next to Br Ka: Br must not be reported
+        {"Hg": 4000.0},  # the Hg L region: no Se, As or Au from its lines
     ],
 )
 def test_identify_synthetic_exact(amounts):

@@ -93,7 +93,7 @@ def element_report(
     anode: str | None = "Rh",
     candidates: tuple[str, ...] | None = PAINTING_ELEMENTS,
     pixel_significance: float = 4.0,
-    min_pixel_fraction: float = 0.02,
+    min_pixel_fraction: float = 0.05,
     sum_significance: float = 5.0,
     max_pixels: int = 8192,
     config: EvidenceConfig | None = None,
@@ -137,7 +137,7 @@ def identify_elements(
     anode: str | None = "Rh",
     candidates: tuple[str, ...] | None = PAINTING_ELEMENTS,
     pixel_significance: float = 4.0,
-    min_pixel_fraction: float = 0.02,
+    min_pixel_fraction: float = 0.05,
     sum_significance: float = 5.0,
     max_pixels: int = 8192,
 ) -> list[str]:

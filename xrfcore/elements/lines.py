@@ -9,6 +9,7 @@ cascade effects) at a representative excitation energy, divided by the family's 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "principal_group",
     "element_symbol",
     "ELEMENT_RANGE",
+    "absorption_edges",
 ]
 
 #: Atomic numbers covered (Na..U): lighter elements have no lines above ~1 keV.
@@ -342,3 +344,28 @@ def candidate_elements(
                 if d <= tolerance_kev and d < best.get(symbol, float("inf")):
                     best[symbol] = d
     return sorted(best, key=best.get)
+
+
+@functools.lru_cache(maxsize=None)
+def _edges_cached(symbol: str, tube_kv: float | None) -> tuple[tuple[str, float], ...]:
+    xrl = _xraylib()
+    z = xrl.SymbolToAtomicNumber(symbol)
+    out = []
+    for shell in ("K", "L1", "L2", "L3"):
+        e = _edge(xrl, z, shell)
+        if math.isfinite(e) and e >= MIN_LINE_KEV and (tube_kv is None or e < tube_kv):
+            out.append((shell, e))
+    return tuple(out)
+
+
+def absorption_edges(element: str | int, *, tube_kv: float | None = None) -> list[tuple[str, float]]:
+    """``(shell, energy_kev)`` of the element's K and L absorption edges above 1 keV (below ``tube_kv``).
+
+    Examples
+    --------
+    >>> [(s, round(e, 2)) for s, e in absorption_edges("Pb", tube_kv=40)]
+    [('L1', 15.86), ('L2', 15.2), ('L3', 13.04)]
+    """
+    kv = None if tube_kv is None else float(tube_kv)
+    return list(_edges_cached(element_symbol(element), kv))
+
