@@ -210,11 +210,12 @@ def spectrum_figure(
     shown = sorted({g.label: g for g in labelled}.values(), key=lambda g: float(g.energy_kev))
     x0 = float(np.nanmin(energy_kev)) if len(energy_kev) else 0.0
     x1 = float(np.nanmax(energy_kev)) if len(energy_kev) else 1.0
-    levels = label_levels([float(g.energy_kev) for g in shown], min_gap_kev=max(0.025 * (x1 - x0), 0.2))
+    # a label is ~7 % of the axis wide: neighbours closer than that go to another height
+    levels = label_levels([float(g.energy_kev) for g in shown], min_gap_kev=max(0.07 * (x1 - x0), 0.2), n_levels=6)
     for g, level in zip(shown, levels):
         e = float(g.energy_kev)
         fig.add_vline(x=e, line=dict(color="rgba(200,30,30,0.45)", width=1, dash="dot"))
-        fig.add_annotation(x=e, y=1.0 - 0.075 * level, yref="paper", text=g.label, showarrow=False,
+        fig.add_annotation(x=e, y=1.0 - 0.065 * level, yref="paper", text=g.label, showarrow=False,
                            xanchor="left", yanchor="top", font=dict(size=10, color="rgb(170,20,20)"),
                            bgcolor="rgba(255,255,255,0.7)")
     for e0, e1, text in shade:
@@ -259,7 +260,7 @@ def fit_figure(fit, *, log: bool = True, labelled: Iterable = (), lines: Iterabl
     fig.update_yaxes(title="residual (σ)", row=2, col=1, zeroline=False)
     fig.update_xaxes(title="energy (keV)", row=2, col=1)
     fig.update_layout(title=dict(text=title), height=height, margin=dict(l=55, r=10, t=40 if title else 10, b=10),
-                      legend=dict(orientation="h", y=1.08), hovermode="closest",
+                      legend=dict(orientation="h", y=-0.22), hovermode="closest",
                       yaxis3=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True))
     return fig
 
