@@ -14,13 +14,17 @@ import streamlit as st
 
 import xrfcore
 from ui import jobs_ui, state
+from xrfcore.model import model_sidecars
+from xrfcore.views import mean_probability, share_above
 
 state.require_router()
 st.title("Export")
 scan = state.get_scan()
 ref = state.scan_ref()
 bundle = state.get_bundle()
-stem = Path(ref.label).stem
+stem = Path(ref.label.split(" + ")[0]).stem
+# an uploaded file is named as the user named it, never by its place on the server
+scan_name = ref.label if ref.path.startswith(str(state.user_subdir("uploads"))) else ref.path
 with state.show_errors("Cannot compute pigment maps"):
     cube = state.probability_cube(ref, bundle)
 
@@ -34,7 +38,7 @@ def _maps_h5() -> bytes:
 
     with tempfile.TemporaryDirectory() as d:
         out = export_h5(cube, classes, Path(d) / "maps.h5", pigment_names=names, total_counts=total_counts,
-                        attrs={"model_sha256": bundle.sha256 or "", "scan": ref.path})
+                        attrs={"model_sha256": bundle.sha256 or "", "scan": scan_name})
         return out.read_bytes()
 
 
@@ -68,9 +72,9 @@ st.subheader("Metrics")
 metrics_sets: dict[str, dict] = {}
 if isinstance(bundle.metadata.get("metrics"), dict):
     metrics_sets["model"] = bundle.metadata["metrics"]
-finetune_report = bundle.path.with_name(bundle.path.stem + ".finetune.json")
-if finetune_report.is_file():
-    metrics_sets["finetune"] = json.loads(finetune_report.read_text(encoding="utf-8"))
+sidecars = model_sidecars(bundle.path)
+if "finetune" in sidecars:
+    metrics_sets["finetune"] = json.loads(sidecars["finetune"].read_text(encoding="utf-8"))
 metrics_sets.update({f"session finetune {k}": v for k, v in st.session_state.get("last_finetune_metrics", {}).items()})
 buttons = []
 for label, m in metrics_sets.items():
@@ -79,10 +83,9 @@ for label, m in metrics_sets.items():
         if isinstance(value, dict) and "per_pigment" in value:
             name = f"{label} {key}".strip()
             buttons.append((name, jobs_ui.metrics_frame(value).to_csv(index_label="pigment")))
-for suffix in (".metrics.csv", ".report.json", ".finetune.json"):
-    side = bundle.path.with_name(bundle.path.stem + suffix)
-    if side.is_file():
-        buttons.append((side.name, side.read_text(encoding="utf-8")))
+for kind in ("metrics_csv", "report", "finetune"):
+    if kind in sidecars:
+        buttons.append((sidecars[kind].name, sidecars[kind].read_text(encoding="utf-8")))
 for name, text in buttons:
     file_name = name if "." in name else f"metrics_{name.replace(' ', '_')}.csv"
     st.download_button(f"{file_name}", text, file_name=file_name, key=f"exp_csv_{name}")
@@ -103,12 +106,12 @@ if sidecar.is_file():
     st.download_button(sidecar.name, sidecar.read_bytes(), file_name=sidecar.name, key="exp_model_json")
 
 st.subheader("Report")
-above = (cube >= threshold).mean(axis=(0, 1))
+above, mean_p = share_above(cube, threshold), mean_probability(cube)
 lines = [
     f"# XRF Pigment Explorer report ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
     "",
     f"- xrfcore {xrfcore.__version__}",
-    f"- scan: `{ref.path}` ({scan.n_rows} x {scan.n_cols} pixels, {scan.n_channels} channels, format "
+    f"- scan: `{scan_name}` ({scan.n_rows} x {scan.n_cols} pixels, {scan.n_channels} channels, format "
     f"{scan.metadata.format or '?'})",
     f"- calibration: offset {scan.calibration.offset_kev:.4f} keV, gain {scan.calibration.gain_kev * 1000:.3f} eV/ch, "
     f"quadratic {scan.calibration.quadratic_kev:.3g}"
@@ -122,8 +125,8 @@ lines = [
     "| pigment | name | pixels >= threshold | mean probability |",
     "|---|---|---|---|",
 ]
-lines += [f"| {c} | {n} | {a:.1%} | {cube[..., k].mean():.1%} |"
-          for k, (c, n, a) in enumerate(zip(classes, names, above))]
+lines += [f"| {c} | {n} | {a:.1%} | {m:.1%} |"
+          for c, n, a, m in zip(classes, names, above, mean_p)]
 report = "\n".join(lines) + "\n"
 with st.container(border=True):
     st.markdown(report.replace("# ", "#### ", 1))

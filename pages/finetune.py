@@ -10,8 +10,9 @@ import pandas as pd
 import streamlit as st
 
 from ui import jobs_ui, plots, state
-from ui.click_component import new_event, plotly_events
-from xrfcore.labels import Region, load_labels, save_labels
+from ui.click_component import plotly_events, take_events
+from xrfcore.errors import LabelError
+from xrfcore.labels import Region, box_to_rectangle, load_labels, save_labels
 
 state.require_router()
 st.title("Finetune")
@@ -31,13 +32,18 @@ def regions_to_frame(regions: list[Region]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def _blank(value) -> bool:
+    """An empty editor cell: None, NaN or only spaces."""
+    return value is None or (isinstance(value, float) and pd.isna(value)) or str(value).strip() == ""
+
+
 def frame_to_regions(df: pd.DataFrame) -> list[dict]:
     out = []
     for i, row in df.reset_index(drop=True).iterrows():
         if pd.isna(row["row0"]) or pd.isna(row["col1"]):
             continue
-        split = lambda s: [p.strip() for p in re.split(r"[;,+]", str(s or "")) if p.strip()]  # noqa: E731
-        out.append({"name": str(row["name"] or f"region {i + 1}"), "shape": "rectangle",
+        split = lambda s: [p.strip() for p in re.split(r"[;,+]", "" if _blank(s) else str(s)) if p.strip()]  # noqa: E731
+        out.append({"name": f"region {i + 1}" if _blank(row["name"]) else str(row["name"]), "shape": "rectangle",
                     "row0": int(row["row0"]), "col0": int(row["col0"]), "row1": int(row["row1"]),
                     "col1": int(row["col1"]), "top": split(row["top"]), "bottom": split(row["bottom"])})
     return out
@@ -45,6 +51,20 @@ def frame_to_regions(df: pd.DataFrame) -> list[dict]:
 
 if "regions_table" not in st.session_state:
     st.session_state["regions_table"] = pd.DataFrame(columns=COLUMNS)
+
+
+def set_regions(frame: pd.DataFrame) -> None:
+    """Replace the table (a new editor key, so the editor starts from the new rows)."""
+    st.session_state["regions_table"] = frame.reset_index(drop=True)
+    st.session_state["regions"] = None
+    st.session_state["ft_editor_round"] = st.session_state.get("ft_editor_round", 0) + 1
+
+
+def current_regions() -> pd.DataFrame:
+    """The table as the user last saw it, edits included."""
+    rows = st.session_state.get("regions")
+    return pd.DataFrame(rows, columns=COLUMNS) if rows is not None else st.session_state["regions_table"]
+
 
 # -- regions -----------------------------------------------------------------------------------
 st.subheader("1. Labelled regions")
@@ -57,43 +77,65 @@ if ref.path == str(state.DEMO_SCAN) and state.DEMO_REGIONS.is_file():
     if load_cols[0].button("Load the demo's regions", key="ft_load_demo"):
         with state.show_errors("Cannot load the demo regions"):
             ls = load_labels(state.DEMO_REGIONS, scan_shape=scan.shape[:2], classes=bundle.classes)
-            st.session_state["regions_table"] = regions_to_frame(ls.regions)
+            set_regions(regions_to_frame(ls.regions))
 saved = sorted(p.name for p in state.user_subdir("labels").glob("*.json"))
 pick = load_cols[1].selectbox("Saved label file", [""] + saved, key="ft_saved")
 if pick and load_cols[1].button("Load", key="ft_load_saved"):
     with state.show_errors(f"Cannot load {pick}"):
         ls = load_labels(state.user_subdir("labels") / pick, scan_shape=scan.shape[:2], classes=bundle.classes)
-        st.session_state["regions_table"] = regions_to_frame(ls.regions)
+        set_regions(regions_to_frame(ls.regions))
 up = load_cols[2].file_uploader("Label file (JSON, CSV)", type=["json", "csv"], key="ft_upload")
 if up is not None and load_cols[2].button("Load upload", key="ft_load_up"):
     path = state.save_upload(up)
     with state.show_errors(f"Cannot load {up.name}"):
         ls = load_labels(path, scan_shape=scan.shape[:2], classes=bundle.classes)
-        st.session_state["regions_table"] = regions_to_frame(ls.regions)
+        set_regions(regions_to_frame(ls.regions))
 
-left, right = st.columns([1, 1])
-with right:
-    st.caption("Drag a box on the map (box tool, top right) to add a rectangle.")
-    fig = plots.map_figure(state.total_counts_map(ref), selectable=True, height=420)
-    for r in frame_to_regions(st.session_state["regions_table"]):
-        fig.add_shape(type="rect", x0=r["col0"] - 0.5, x1=r["col1"] - 0.5, y0=r["row0"] - 0.5, y1=r["row1"] - 0.5,
-                      line=dict(color="red", width=2))
-    event = new_event(plotly_events(fig, key="ft_map", height=430, select=True), "ft_map", st.session_state)
-    if event and event["kind"] == "box":
-        (x0, x1), (y0, y1) = sorted(event["x"]), sorted(event["y"])
-        new = {"name": f"region {len(st.session_state['regions_table']) + 1}",
-               "row0": max(0, round(y0)), "col0": max(0, round(x0)),
-               "row1": min(scan.n_rows, round(y1) + 1), "col1": min(scan.n_cols, round(x1) + 1), "top": "", "bottom": ""}
-        st.session_state["regions_table"] = pd.concat(
-            [st.session_state["regions_table"], pd.DataFrame([new])], ignore_index=True)
-        st.rerun()
-with left:
-    edited = st.data_editor(
-        st.session_state["regions_table"], num_rows="dynamic", key="ft_editor", width="stretch",
-        column_config={k: st.column_config.NumberColumn(k, min_value=0, step=1) for k in ("row0", "col0", "row1", "col1")},
-    )
+# a box dragged on the map becomes a rectangle of exactly the cells whose centres it covers
+for event in take_events("ft_map"):
+    if event["kind"] != "box":
+        continue
+    try:
+        row0, col0, row1, col1 = box_to_rectangle(event["x"], event["y"], (scan.n_rows, scan.n_cols))
+    except LabelError as exc:
+        st.warning(str(exc))
+        continue
+    table = current_regions()
+    new = {"name": f"region {len(table) + 1}", "row0": row0, "col0": col0, "row1": row1, "col1": col1,
+           "top": "", "bottom": ""}
+    set_regions(pd.concat([table, pd.DataFrame([new])], ignore_index=True) if len(table) else pd.DataFrame([new]))
+    st.session_state["ft_added"] = (f"Added {new['name']}: rows {row0}–{row1 - 1}, columns {col0}–{col1 - 1} "
+                                    f"({(row1 - row0) * (col1 - col0)} pixels). Name it and give its pigments in the table.")
+
+st.caption("Drag a box on the map to add a rectangle (the box tool stays selected; zoom with the "
+           "magnifier, top right, and the map keeps its zoom).")
+fig = plots.map_figure(state.total_counts_map(ref), selectable=True, height=460)
+fig.update_layout(dragmode="select")
+for r in frame_to_regions(current_regions()):
+    fig.add_shape(type="rect", x0=r["col0"] - 0.5, x1=r["col1"] - 0.5, y0=r["row0"] - 0.5, y1=r["row1"] - 0.5,
+                  line=dict(color="red", width=2), label=dict(text=r["name"], font=dict(color="red", size=10),
+                                                               textposition="top left"))
+map_col, note_col = st.columns([3, 2])
+with map_col:
+    plotly_events(fig, key="ft_map", height=470, select=True, clicks=False, revision=f"{ref.key}|ft")
+if added := st.session_state.get("ft_added"):
+    note_col.success(added)
+number = {k: st.column_config.NumberColumn(k, min_value=0, step=1, width="small")
+          for k in ("row0", "col0", "row1", "col1")}
+edited = st.data_editor(
+    st.session_state["regions_table"], num_rows="dynamic", key=f"ft_editor_{st.session_state.get('ft_editor_round', 0)}",
+    width="stretch", hide_index=True,
+    column_config={"name": st.column_config.TextColumn("name", width="medium"), **number,
+                   "top": st.column_config.TextColumn("top", width="medium"),
+                   "bottom": st.column_config.TextColumn("bottom", width="medium")},
+)
 
 regions = frame_to_regions(edited)
+# the table as it is now (kept over a browser reload by the session store)
+st.session_state["regions"] = [{k: (None if pd.isna(v) else (int(v) if k in COLUMNS[1:5] else str(v)))
+                                for k, v in row.items() if k in COLUMNS}
+                               for row in edited.to_dict("records")]
+
 s1, s2 = st.columns([2, 1])
 label_name = s1.text_input("Label file name", value=f"{Path(ref.label).stem}_regions.json", key="ft_label_name")
 label_path = state.user_subdir("labels") / Path(label_name).name
@@ -129,6 +171,4 @@ if st.button("Start finetuning", key="ft_start", disabled=not labels_for_job or 
         st.session_state["ft_job"] = start_job("finetune", params)
 
 st.subheader("3. Progress and results")
-job_id = jobs_ui.job_picker("finetune", session_key="ft_job")
-if job_id:
-    jobs_ui.watch(job_id, on_done=jobs_ui.show_finetune_result)
+jobs_ui.job_panel("finetune", session_key="ft_job", on_done=jobs_ui.show_finetune_result)

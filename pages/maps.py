@@ -1,12 +1,14 @@
-"""Page 3, Pigment maps: probability map per pigment beside its element map(s), an overlay,
-probability vs element intensity, and a threshold."""
+"""Page 3, Pigment maps (the first page): probability map per pigment beside its element map(s),
+an overlay, probability vs element intensity, and a threshold. A single-spectrum file (1 x 1
+scan) gets its spectrum and the pigment probabilities instead of one-cell maps."""
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
-from ui import plots, state
+from ui import plots, spectrum_view, state
+from xrfcore.maps import combined_element_map
+from xrfcore.views import share_above
 
 state.require_router()
 st.title("Pigment maps")
@@ -20,43 +22,45 @@ classes = list(bundle.classes)
 names = dict(zip(bundle.classes, bundle.class_names))
 kv = state.tube_kv(scan)
 
+if scan.n_rows * scan.n_cols == 1:
+    spectrum_view.single_spectrum(scan, ref, bundle, cube[0, 0], key="maps_single")
+    st.stop()
+
 c1, c2, c3 = st.columns([2, 1, 1])
-threshold = c1.slider("Threshold (probability %)", 0, 100, 50, 1, key="maps_threshold") / 100.0
+threshold = c1.slider("Threshold (probability %)", 0, 100, int(round(100 * st.session_state.get("threshold", 0.5))),
+                      1, key="maps_threshold") / 100.0
 st.session_state["threshold"] = threshold
 method = c2.radio("Element maps", ["ROI", "fitted (PyMca)"], horizontal=True, key="maps_method")
 view = c3.radio("View", ["one pigment", "all pigments"], horizontal=True, key="maps_view")
 
 elements_of = {c: state.pigment_elements(c, tube_kv=kv) for c in classes}
-needed = tuple(sorted({e for els in elements_of.values() for e in els}))
-with state.show_errors("Element maps failed"):
-    emaps = state.element_maps(ref, needed, "fit" if method.startswith("fitted") else "roi")
-
-above = (cube >= threshold).mean(axis=(0, 1))
+above = share_above(cube, threshold)
 
 if view == "all pigments":
     cols = st.columns(4)
     for i, c in enumerate(classes):
         with cols[i % 4]:
-            fig = plots.map_figure(cube[..., i] * 100, title=f"{c}: {above[i]:.0%} ≥ threshold",
-                                   colorscale=plots.PROB_SCALE, zmin=0, zmax=100, colorbar_title="%", height=260)
+            fig = plots.probability_map(cube[..., i], title=f"{c}: {above[i]:.0%} ≥ threshold", height=260)
             st.plotly_chart(fig, key=f"maps_grid_{c}")
     st.stop()
 
 pick = st.selectbox("Pigment", classes, format_func=lambda c: f"{c}: {names.get(c, c)}", key="maps_pigment")
 k = classes.index(pick)
 prob = cube[..., k]
-els = [e for e in elements_of[pick] if e in emaps]
 st.caption(
     f"{names.get(pick, pick)}: {above[k]:.1%} of pixels at or above {threshold:.0%}. "
-    f"Element map(s): {', '.join(els) or 'none of its elements emit above 2.8 keV'}. "
+    f"Element map(s): {', '.join(elements_of[pick]) or 'none of its elements emit above 2.8 keV'}. "
     "Probabilities on a fixed 0–100 % scale; element maps clipped at their 99th percentile."
 )
 
 left, right = st.columns(2)
-with left:
-    fig = plots.map_figure(prob * 100, title=f"P({pick}) %", colorscale=plots.PROB_SCALE, zmin=0, zmax=100,
-                           colorbar_title="%")
-    st.plotly_chart(fig, key="maps_prob")
+with left:  # the probability map first: it is on screen before the element maps are computed
+    st.plotly_chart(plots.probability_map(prob, title=f"P({pick}) %"), key="maps_prob")
+
+needed = tuple(sorted({e for els in elements_of.values() for e in els}))
+with state.show_errors("Element maps failed"):
+    emaps = state.element_maps(ref, needed, "fit" if method.startswith("fitted") else "roi")
+els = [e for e in elements_of[pick] if e in emaps]
 with right:
     for e in els:
         lo, hi = plots.percentile_limits(emaps[e])
@@ -67,17 +71,11 @@ left, right = st.columns(2)
 colour = next((p.colour for p in state.library().pigments_of_class(pick)), "rgb(230,50,50)")
 with left:
     base = emaps[els[0]] if els else state.total_counts_map(ref)
-    st.plotly_chart(plots.overlay_figure(base, prob >= threshold, colour=colour,
+    st.plotly_chart(plots.overlay_figure(base, prob, threshold, colour=colour,
                                          title=f"{pick} ≥ {threshold:.0%} over {els[0] if els else 'total counts'}"),
                     key="maps_overlay")
 with right:
     if els:
-        if len(els) >= 2:
-            # Two-element pigments: the smaller of the two element signals, each scaled to its 99th percentile.
-            scaled = [emaps[e] / plots.percentile_limits(emaps[e])[1] for e in els[:2]]
-            x = np.minimum(*scaled)
-            x_title = f"min({els[0]}, {els[1]}) / 99th percentile"
-        else:
-            x, x_title = emaps[els[0]], f"{els[0]} intensity (counts)"
-        st.plotly_chart(plots.scatter_figure(x, prob * 100, x_title=x_title, y_title=f"P({pick}) %",
+        x, x_title = combined_element_map(emaps, els[:2])
+        st.plotly_chart(plots.scatter_figure(x, prob, x_title=x_title, y_title=f"P({pick}) %", y_percent=True,
                                              title="probability vs element intensity"), key="maps_scatter")

@@ -3,12 +3,11 @@ and on one pixel (raw, SNIP background, model input), with the model's energy gr
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from ui import plots, state
 from xrfcore.errors import XRFError
-from xrfcore.preprocess import EnergyGrid, PreprocessConfig, preprocess_spectra, rebin_to_grid, snip_background
+from xrfcore.preprocess import EnergyGrid, PreprocessConfig, preprocess_steps
 
 state.require_router()
 st.title("Preprocess")
@@ -77,20 +76,25 @@ if model_cfg is not None and model_cfg.grid != cfg.grid:
 for name, spec in spectra.items():
     st.subheader(name)
     try:
-        batch = np.asarray(spec, dtype=np.float64)[None, :]
-        rebinned = rebin_to_grid(batch, scan.calibration, cfg.grid, pad=cfg.pad)[0]
-        bg = snip_background(rebinned[None, :], cfg.snip_width_channels, iterations=cfg.snip_iterations,
-                             smooth=cfg.snip_smooth, llsqrt=cfg.snip_llsqrt)[0]
-        out = preprocess_spectra(batch, scan.calibration, cfg)[0]
+        steps = preprocess_steps(spec, scan.calibration, cfg)
     except XRFError as exc:
         st.error(f"Preprocessing failed: {exc}")
         continue
+    covered = steps["covered_fraction"]
+    if covered <= 0.0:
+        st.error(f"This grid ({cfg.grid.start_kev:.2f}–{cfg.grid.stop_kev:.2f} keV) lies wholly outside the scan's "
+                 f"energy range ({scan.energy_kev[0]:.2f}–{scan.energy_kev[-1]:.2f} keV): the model input is all "
+                 "zeros. Move the grid inside the scan's range, or use a model trained on such a grid "
+                 "(Library & training).")
+    elif covered < 0.999:
+        st.warning(f"Only {covered:.0%} of this grid lies inside the scan's energy range; the rest is padded with zeros.")
     left, right = st.columns(2)
     raw_fig = plots.spectrum_figure(
-        scan.energy_kev, [("raw", spec), ("on grid", (grid_e, rebinned)), ("SNIP background", (grid_e, bg))],
+        scan.energy_kev, [("raw", spec), ("on grid", (grid_e, steps["rebinned"][0])),
+                          ("SNIP background", (grid_e, steps["background"][0]))],
         log=log, shade=shade, title="raw, rebinned and background", y_title="counts per bin",
     )
     left.plotly_chart(raw_fig, key=f"pp_raw_{name}")
-    out_fig = plots.spectrum_figure(grid_e, [("model input", out)], log=False, title="model input",
+    out_fig = plots.spectrum_figure(grid_e, [("model input", steps["model_input"][0])], log=False, title="model input",
                                     y_title="transformed, normalised")
     right.plotly_chart(out_fig, key=f"pp_out_{name}")

@@ -25,17 +25,39 @@ with src_demo:
 
 with src_upload:
     st.caption(
-        "For scans up to the upload limit (see `.streamlit/config.toml`). The file is copied to "
-        "the server's user folder; larger scans belong in the server data folder."
+        "Choose every file of the scan at once: a Bruker M6 `.rpl` + `.raw` export needs both "
+        "(or one `.zip` holding them). Files up to the upload limit (see `.streamlit/config.toml`) "
+        "are copied to the server's user folder; larger scans belong in the server data folder."
     )
     n = st.session_state.setdefault("upload_round", 0)
-    uploaded = st.file_uploader("Scan file", key=f"uploader_{n}")
-    if uploaded is not None:
-        path = state.save_upload(uploaded)
-        # A new key drops the widget's copy so the server releases the upload's memory.
-        st.session_state["upload_round"] = n + 1
-        state.set_scan(path, label=uploaded.name)
-        st.rerun()
+    uploaded = st.file_uploader("Scan file(s)", key=f"uploader_{n}", accept_multiple_files=True)
+    if uploaded:
+        try:
+            staged = state.stage_scan_uploads(uploaded)
+        except (ValueError, OSError) as exc:
+            st.error(f"The upload was not stored: {state.public_message(exc)}")
+            staged = None
+        for problem in staged.problems if staged else []:
+            st.error(problem)
+        opened = None
+        for item in staged.scans if staged else []:
+            try:
+                state.load_scan(state.make_ref(item.path, label=item.label))
+            except XRFError as exc:
+                st.error(f"Cannot open {item.label}: {state.public_message(exc)}")
+                continue
+            opened = item
+            break
+        if opened is not None:
+            # A new key drops the widget's copy so the server releases the upload's memory.
+            st.session_state["upload_round"] = n + 1
+            state.set_scan(opened.path, label=opened.label)
+            others = [s.label for s in staged.scans if s is not opened]
+            if others:
+                st.session_state["upload_note"] = "Also in this upload (upload it alone to open it): " + "; ".join(others)
+            st.rerun()
+    if note := st.session_state.pop("upload_note", None):
+        st.info(note)
 
 with src_data:
     root = state.data_dir()
@@ -72,7 +94,7 @@ c2.metric("Channels", scan.n_channels)
 c3.metric("Energy range (keV)", f"{scan.energy_kev[0]:.2f} – {scan.energy_kev[-1]:.2f}")
 c4.metric("Format", meta.format or "?")
 details = {
-    "file": meta.source,
+    "file": ref.label if ref.path.startswith(str(state.user_subdir("uploads"))) else meta.source,
     "dtype": str(scan.dtype),
     "tube (kV)": meta.tube_kv,
     "live time per pixel (s)": meta.live_time_s,
@@ -88,7 +110,11 @@ if not editable:
         f"quadratic {cal.quadratic_kev:.3g} keV/ch²."
     )
 else:
-    if not meta.calibration_from_file:
+    if ref.calibration is not None:
+        st.success(f"Calibration applied in this session: offset {cal.offset_kev:.4f} keV, gain "
+                   f"{cal.gain_kev * 1000:.3f} eV/channel, quadratic {cal.quadratic_kev:.3g} keV/ch². "
+                   "Change it below if needed.")
+    else:
         st.warning("This file carries no energy calibration. Enter your detector's calibration and apply it.")
     with st.form("calibration"):
         f1, f2, f3 = st.columns(3)
@@ -109,17 +135,20 @@ st.subheader("Sum spectrum")
 log = st.toggle("Logarithmic counts", value=True, key="scan_log")
 total = state.sum_spectrum(ref)
 elements: list[str] = []
-lines = []
 with state.show_errors("Element identification failed", stop=False):
-    from xrfcore.elements import line_groups
-
     elements = state.identified_elements(ref)
-    e0, e1 = float(scan.energy_kev[0]), float(scan.energy_kev[-1])
-    for el in elements:
-        lines += plots.marked_lines(line_groups(el, tube_kv=state.tube_kv(scan)), e0, e1)
-st.plotly_chart(plots.spectrum_figure(scan.energy_kev, [("sum of all pixels", total)], log=log, lines=lines),
-                key="scan_sum_spectrum")
+labelled, hover = plots.element_lines(elements, (), tube_kv=state.tube_kv(scan), e0_kev=float(scan.energy_kev[0]),
+                                      e1_kev=float(scan.energy_kev[-1]))
+st.plotly_chart(plots.spectrum_figure(scan.energy_kev, [("sum of all pixels", total)], log=log, labelled=labelled,
+                                      lines=hover), key="scan_sum_spectrum")
+st.caption("Identified elements are labelled; hover over the ticks along the bottom for every other line.")
 if elements:
     st.success("Elements found: " + ", ".join(elements))
 else:
     st.info("No elements identified automatically.")
+with state.show_errors("The check for unexplained lines failed", stop=False):
+    if unexplained := state.unexplained_in_scan(ref):
+        st.warning("Lines no pigment of the library explains: "
+                   + ", ".join(f"{el} (significant in {share:.0%} of pixels)" for el, share in unexplained)
+                   + ". Maps of those pixels come from a model that never saw them: add the pigment on the "
+                   "**Library & training** page and retrain, or read those pixels' maps with care.")

@@ -2,7 +2,7 @@
 
 Starts ``streamlit run app.py`` on a free port with a private user folder, opens each page in
 headless Chromium (Debian's ``/usr/bin/chromium``) and saves a screenshot. The app opens on the
-built-in demo scan; the model is ``--model`` (default: the shipped default model).
+pigment maps of the built-in demo scan; the model is ``--model`` (default: the shipped default model).
 
 Example::
 
@@ -27,9 +27,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 #: (url path, file name, text that shows the page is ready)
 PAGES = [
-    ("", "scan", "Elements found:"),
+    ("", "maps", "of pixels at or above"),
+    ("scan", "scan", "Elements found:"),
     ("preprocess", "preprocess", "Pipeline:"),
-    ("maps", "maps", "of pixels at or above"),
     ("inspector", "inspector", "Probabilities:"),
     ("finetune", "finetune", "1. Labelled regions"),
     ("library", "library", "Pigment library"),
@@ -43,9 +43,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(user: Path) -> tuple[subprocess.Popen, str]:
+def _start_server(user: Path, model: Path | None = None) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = {**os.environ, "XRF_USER_DIR": str(user), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if model is not None:
+        env["XRF_DEFAULT_MODEL"] = str(Path(model).resolve())
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port)], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -70,7 +72,7 @@ def take(out: Path, model: Path | None) -> list[Path]:
         user = Path(d)
         if model is not None:
             (user / "active_model.txt").write_text(str(Path(model).resolve()) + "\n")
-        proc, url = _start_server(user)
+        proc, url = _start_server(user, model)
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
@@ -80,11 +82,12 @@ def take(out: Path, model: Path | None) -> list[Path]:
                     page.goto(f"{url}/{path}")
                     page.get_by_text(re.compile(re.escape(ready))).first.wait_for()
                     if name == "inspector":
-                        drag = page.frame_locator("iframe[title*='plotly_events']").locator(".nsewdrag").first
-                        drag.wait_for()
+                        frame = page.frame_locator("iframe[title*='plotly_events']")
+                        frame.locator("body[data-ready='true']").wait_for(state="attached")
+                        drag = frame.locator(".nsewdrag").first
                         box = drag.bounding_box()
                         page.mouse.click(box["x"] + 0.3 * box["width"], box["y"] + 0.2 * box["height"])
-                        page.get_by_text(re.compile(r"^pixel \(row \d+, col \d+\)$")).first.wait_for()
+                        page.get_by_text("Each pigment beside the evidence").first.wait_for()
                         page.mouse.move(5, 5)  # no hover label in the picture
                     if name == "finetune":
                         page.get_by_role("button", name="Load the demo's regions").click()

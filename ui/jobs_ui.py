@@ -5,6 +5,7 @@ the page re-attaches from the job folder."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,54 +18,76 @@ from xrfcore.errors import XRFError
 METRIC_COLUMNS = ("accuracy", "sensitivity", "precision", "f1", "support")
 
 
-def job_picker(kind: str, *, session_key: str) -> str | None:
-    """Select box of this kind's jobs (newest first); defaults to the one this session started."""
+def _label(job: Any) -> str:
+    """``"14:02:31 · done · tiny_set.h5"``: when it started, its state now, and its output."""
+    when = job.id[9:15] if len(job.id) > 15 else job.id
+    when = f"{when[:2]}:{when[2:4]}:{when[4:6]}" if when.isdigit() else when
+    out = Path(job.outputs[0]).name if job.outputs else ""
+    text = f"{when} · {job.state}" + (f" · {out}" if out else "")
+    return text + (f" ({job.progress:.0%})" if job.active else "")
+
+
+def job_panel(kind: str, *, session_key: str, on_done: Callable[[Any], None] | None = None) -> None:
+    """Pick a job of this kind (default: the one this session started) and show it.
+
+    While any job of the kind is queued or running, the panel re-runs every second, so the
+    labels in the picker and the progress bar are always current; when the watched job ends,
+    the whole page re-runs (its results may change other widgets, e.g. the list of datasets).
+    """
     from xrfcore.jobs import list_jobs
 
     try:
-        jobs = [j for j in list_jobs() if j.kind == kind]
+        any_active = any(j.active for j in list_jobs() if j.kind == kind)
     except XRFError as exc:
         st.error(f"Cannot list jobs: {exc}")
-        return None
-    ids = sorted((j.id for j in jobs), reverse=True)
-    if not ids:
-        st.caption(f"No {kind} jobs yet.")
-        return None
-    mine = st.session_state.get(session_key)
-    index = ids.index(mine) if mine in ids else 0
-    by_id = {j.id: j for j in jobs}
-    return st.selectbox(f"{kind} job", ids, index=index, key=f"pick_{session_key}",
-                        format_func=lambda i: f"{i} ({by_id[i].state})")
+        return
+    st.fragment(_panel, run_every=1.0 if any_active else None)(kind, session_key, on_done)
 
 
-def watch(job_id: str, *, on_done: Callable[[Any], None] | None = None) -> None:
-    """Show a job's state; re-runs every second while it is queued or running."""
-    from xrfcore.jobs import job_status
+def _panel(kind: str, session_key: str, on_done: Callable[[Any], None] | None) -> None:
+    from xrfcore.jobs import cancel_job, list_jobs
 
     try:
-        status = job_status(job_id)
+        jobs = {j.id: j for j in list_jobs() if j.kind == kind}
     except XRFError as exc:
-        st.error(str(exc))
+        st.error(f"Cannot list jobs: {exc}")
         return
+    ids = sorted(jobs, reverse=True)
+    if not ids:
+        st.caption(f"No {kind} jobs yet.")
+        return
+    mine = st.session_state.get(session_key)
+    pick_key = f"pick_{session_key}"
+    if st.session_state.get(pick_key) not in ids or st.session_state.get(f"_started_{session_key}") != mine:
+        st.session_state[pick_key] = mine if mine in ids else ids[0]  # a new job: watch it
+        st.session_state[f"_started_{session_key}"] = mine
+    job_id = st.selectbox(f"{kind} job", ids, key=pick_key, format_func=lambda i: _label(jobs[i]))
+    status = jobs[job_id]
+    seen_key = f"_active_{session_key}"
+    was_active = st.session_state.get(seen_key, {}).get(job_id)
+    st.session_state.setdefault(seen_key, {})[job_id] = status.active
+    if was_active and not status.active:
+        st.rerun()  # the whole page: show the results where they matter
     if status.active:
-        _watch_active(job_id)
+        st.progress(float(status.progress), text=f"{status.state}: {status.message} ({status.progress:.0%})")
+        if st.button("Cancel job", key=f"cancel_{job_id}"):
+            cancel_job(job_id)
+            st.rerun()
+        with st.expander("log"):
+            st.code(status.log_tail or "(empty)")
     else:
         _show(status, on_done)
 
 
-@st.fragment(run_every=1.0)
-def _watch_active(job_id: str) -> None:
-    from xrfcore.jobs import cancel_job, job_status
+def job_picker(kind: str, *, session_key: str) -> str | None:
+    """The id of this session's latest job of ``kind`` if it still exists (no widget)."""
+    from xrfcore.jobs import list_jobs
 
-    status = job_status(job_id)
-    if not status.active:
-        st.rerun()  # the whole page: stop polling and show the result
-    st.progress(float(status.progress), text=f"{status.state}: {status.message} ({status.progress:.0%})")
-    if st.button("Cancel job", key=f"cancel_{job_id}"):
-        cancel_job(job_id)
-        st.rerun()
-    with st.expander("log"):
-        st.code(status.log_tail or "(empty)")
+    mine = st.session_state.get(session_key)
+    try:
+        return mine if mine in {j.id for j in list_jobs() if j.kind == kind} else None
+    except XRFError:
+        return None
 
 
 def _show(status: Any, on_done: Callable[[Any], None] | None) -> None:
@@ -78,6 +101,63 @@ def _show(status: Any, on_done: Callable[[Any], None] | None) -> None:
         st.error(f"Job {status.id} failed: {status.message}. Its log is below; fix the cause and start a new job.")
     with st.expander("log", expanded=status.state == "failed"):
         st.code(status.log_tail or "(empty)")
+
+
+def start(kind: str, params: dict[str, Any]) -> str:
+    """Start a job from a plain dict of options (:func:`xrfcore.jobs.start_job`; see :mod:`xrfcore.jobs.tasks`)."""
+    from xrfcore.jobs import start_job
+
+    return start_job(kind, dict(params))
+
+
+def check_simulation(config: dict[str, Any], *, out: Path) -> str | None:
+    """What stops a simulation with these SimConfig fields from starting, in words, or None."""
+    from xrfcore.simulate.dataset import SimConfig
+
+    if out.exists():
+        return f"A dataset named {out.name} exists already; choose another dataset name (files are never overwritten)."
+    try:
+        SimConfig(**config)
+    except XRFError as exc:
+        return f"These simulation settings are not valid: {exc}"
+    return None
+
+
+def check_training(data: str | None, grid: dict[str, Any], *, scan_top_kev: float | None) -> tuple[str | None, str | None]:
+    """(what stops training from starting, a warning) for a dataset path and model-grid options."""
+    from xrfcore.preprocess import EnergyGrid
+
+    try:
+        g = EnergyGrid(start_kev=grid["grid_start_kev"], step_kev=grid["grid_step_kev"],
+                       n_channels=grid["grid_channels"])
+    except XRFError as exc:
+        return f"This model grid is not valid: {exc}", None
+    notes = []
+    if scan_top_kev is not None and g.stop_kev > scan_top_kev + g.step_kev:
+        fit = int((scan_top_kev - g.start_kev) // g.step_kev)
+        notes.append(f"the grid ends at {g.stop_kev:.2f} keV, above the open scan's top ({scan_top_kev:.2f} keV): "
+                     f"its maps would be refused or padded; use at most {fit} channels for this scan")
+    problem = None
+    if not data:
+        problem = "Choose a dataset (simulate one above; the set just made is chosen once it is written)."
+    elif not Path(data).is_file():
+        problem = f"The dataset {Path(data).name} is not there any more; simulate it again or choose another."
+    else:
+        top = _dataset_top_kev(data)
+        if top is not None and g.stop_kev > top + g.step_kev:
+            notes.append(f"the grid ends at {g.stop_kev:.2f} keV, above the dataset's guaranteed range ({top:g} keV): "
+                         "some training spectra would be padded with zeros there")
+    return problem, ("Note: " + "; ".join(notes) + ".") if notes else None
+
+
+def _dataset_top_kev(path: str) -> float | None:
+    from xrfcore.model.data import dataset_info
+
+    try:
+        cfg = json.loads(dataset_info(path)["attrs"].get("config", "{}"))
+        return float(cfg["min_range_kev"])
+    except (XRFError, OSError, KeyError, TypeError, ValueError):
+        return None
 
 
 def metrics_frame(metrics: dict[str, Any]) -> pd.DataFrame:
@@ -118,9 +198,11 @@ def offer_activation(status: Any) -> None:
     path = model_output(status)
     if path is None:
         return
-    if state.active_model_path() == path.resolve():
-        st.info(f"{path.name} is the active model.")
-    elif st.button(f"Make {path.name} the active model", key=f"activate_{status.id}", type="primary"):
+    if state.active_model_path().resolve() == path.resolve():
+        st.info(f"{path.name} is the active model in this session. New sessions still start with "
+                f"{state.default_model_choice().name} (change that in the sidebar).")
+    elif st.button(f"Make {path.name} the active model", key=f"activate_{status.id}", type="primary",
+                   help="For this browser session (kept over a reload); other sessions keep their model."):
         state.set_active_model(path)
         st.rerun()
 

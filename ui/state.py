@@ -31,8 +31,10 @@ DEMO_REGIONS = DEMO_SCAN.with_name("demo_mockup_regions.json")
 
 
 def user_dir() -> Path:
-    """Folder for uploads, label files, user models and the user's library (``XRF_USER_DIR``)."""
-    path = Path(os.environ.get("XRF_USER_DIR") or REPO_ROOT / "user_data")
+    """Folder for uploads, label files, user models and the user's library (``XRF_USER_DIR``), created."""
+    from xrfcore.paths import user_dir as base
+
+    path = base()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -105,6 +107,74 @@ def require_router() -> None:
         st.stop()
 
 
+# -- the session's work, kept over a reload (``?session=<id>`` in the URL) ------------------------
+def restore_session() -> None:
+    """Give this browser session an id in the URL and, on a reload or a new tab, restore its work.
+
+    Call once at the top of ``app.py``. The id is put back into the URL on every run (a page
+    switch clears the URL's query parameters).
+    """
+    from ui.session_store import load_session, new_session_id, valid_session_id
+
+    sid = st.session_state.get("_session_id")
+    if sid is None:
+        asked = st.query_params.get("session")
+        sid = asked if valid_session_id(asked) else new_session_id()
+        st.session_state["_session_id"] = sid
+        if asked == sid:
+            _apply_saved(load_session(user_subdir("sessions"), sid))
+    if st.query_params.get("session") != sid:
+        st.query_params["session"] = sid
+
+
+def _apply_saved(saved: dict) -> None:
+    scan = saved.get("scan")
+    if isinstance(scan, dict) and Path(str(scan.get("path", ""))).is_file():
+        cal = scan.get("calibration")
+        try:
+            cal = EnergyCalibration(*cal) if cal else None
+            st.session_state["scan_ref"] = make_ref(scan["path"], label=str(scan.get("label", "")), calibration=cal)
+        except (XRFError, TypeError, ValueError):
+            saved = {}  # a damaged entry: start from the default scan, keep nothing that belongs to it
+    elif scan is not None:
+        st.session_state["restore_note"] = (f"The scan of this session ({scan.get('label', '?') if isinstance(scan, dict) else '?'}) "
+                                            "is no longer on the server; the default scan is open instead.")
+        saved = {k: v for k, v in saved.items() if k in ("model_path", "sim_job", "train_job", "last_dataset")}
+    if isinstance(saved.get("pixel"), list) and len(saved["pixel"]) == 2:
+        st.session_state["pixel"] = tuple(int(v) for v in saved["pixel"])
+    if isinstance(saved.get("regions"), list):
+        import pandas as pd
+
+        st.session_state["regions"] = saved["regions"]
+        st.session_state["regions_table"] = pd.DataFrame(saved["regions"])
+    for key in ("model_path", "ft_labels_path", "last_dataset"):
+        if isinstance(saved.get(key), str) and Path(saved[key]).is_file():
+            st.session_state[key] = saved[key]
+    for key in ("ft_job", "sim_job", "train_job"):
+        if isinstance(saved.get(key), str):
+            st.session_state[key] = saved[key]
+    if isinstance(saved.get("threshold"), (int, float)):
+        st.session_state["threshold"] = float(saved["threshold"])
+
+
+def save_session() -> None:
+    """Write this session's work to the store if it changed (call at the end of every run)."""
+    from ui.session_store import save_session as write
+
+    sid = st.session_state.get("_session_id")
+    if sid is None:
+        return
+    ref = st.session_state.get("scan_ref")
+    values = {k: st.session_state.get(k) for k in ("regions", "model_path", "ft_job", "sim_job", "train_job",
+                                                  "ft_labels_path", "last_dataset", "threshold")}
+    if ref is not None:
+        values["scan"] = {"path": ref.path, "label": ref.label,
+                          "calibration": list(ref.calibration) if ref.calibration else None}
+    pixel = st.session_state.get("pixel")
+    values["pixel"] = [int(pixel[0]), int(pixel[1])] if pixel is not None else None
+    write(user_subdir("sessions"), sid, values)
+
+
 # -- the active scan ---------------------------------------------------------------------------
 class ScanRef(NamedTuple):
     """What identifies a loaded scan: file, version, and calibration override (keV) if any."""
@@ -132,10 +202,13 @@ def make_ref(path: str | Path, *, label: str = "", calibration: EnergyCalibratio
 
 
 def set_scan(path: str | Path, *, label: str = "", calibration: EnergyCalibration | None = None) -> None:
-    """Make ``path`` the active scan (clears the selected pixel and region)."""
-    st.session_state["scan_ref"] = make_ref(path, label=label, calibration=calibration)
-    for k in ("pixel", "region", "regions_table"):
-        st.session_state.pop(k, None)
+    """Make ``path`` the active scan (clears the selected pixel and regions unless only the calibration changed)."""
+    old = st.session_state.get("scan_ref")
+    new = make_ref(path, label=label, calibration=calibration)
+    st.session_state["scan_ref"] = new
+    if old is None or old.path != new.path:
+        for k in ("pixel", "region", "regions_table", "regions", "ft_labels_path"):
+            st.session_state.pop(k, None)
 
 
 def scan_ref() -> ScanRef | None:
@@ -171,13 +244,21 @@ def get_scan(*, stop: bool = True):
         st.info("No scan is open. Open one on the **Scan** page (upload a file or pick one from the data folder).")
         return _maybe_stop(stop)
     if not Path(ref.path).is_file():
-        st.error(f"The scan file {ref.path} is gone. Open another scan on the **Scan** page.")
+        st.error(f"The scan file {ref.label} is gone from the server. Open another scan on the **Scan** page.")
         return _maybe_stop(stop)
     try:
         return load_scan(ref)
     except XRFError as exc:
-        st.error(f"Cannot open {ref.label}: {exc}")
+        st.error(f"Cannot open {ref.label}: {public_message(exc)}")
         return _maybe_stop(stop)
+
+
+def public_message(exc: BaseException | str) -> str:
+    """An error message without the server's upload folders (the user sees their own file names)."""
+    from xrfcore.io.uploads import public_message as strip
+
+    uploads = user_subdir("uploads")
+    return strip(str(exc), [*sorted(uploads.iterdir(), reverse=True), uploads])
 
 
 def _maybe_stop(stop: bool):
@@ -221,6 +302,14 @@ def identified_elements(ref: ScanRef) -> list[str]:
     return list(identify_elements(scan, tube_kv=tube_kv(scan)))
 
 
+@st.cache_data(max_entries=16, show_spinner="Checking for lines the library cannot explain…")
+def unexplained_in_scan(ref: ScanRef) -> list[tuple[str, float]]:
+    """(element, share of pixels) of identified elements no pigment of the library explains."""
+    from xrfcore.elements.unexplained import scan_unexplained
+
+    return list(scan_unexplained(load_scan(ref), library()))
+
+
 def tube_kv(scan) -> float:
     return float(scan.metadata.tube_kv or 40.0)
 
@@ -248,60 +337,76 @@ def library():
 
 
 def pigment_elements(cls: str, *, tube_kv: float = 40.0, min_kev: float = 2.8) -> list[str]:
-    """Elements of a pigment class that emit a line the detector sees (>= ``min_kev``), by mass.
+    """Elements of a pigment class the detector sees, by mass (:func:`xrfcore.library.visible_elements`)."""
+    from xrfcore.library import visible_elements
 
-    A class with stand-ins (emerald green: verdigris + sodium arsenite) gets the elements of all.
-    """
-    from xrfcore.elements import emission_lines
-    from xrfcore.errors import LibraryError
+    return visible_elements(library(), cls, tube_kv=tube_kv, min_kev=min_kev)
 
-    lib = library()
-    members = list(lib.pigments_of_class(cls))
-    if not members:
-        try:
-            members = [lib.get(cls)]
-        except LibraryError:
-            return []
-    fractions: dict[str, float] = {}
-    for p in members:
-        for el, w in p.elements().items():
-            fractions[el] = max(fractions.get(el, 0.0), w)
-    visible = []
-    for el in fractions:
-        try:
-            lines = emission_lines(el, tube_kv=tube_kv)
-        except XRFError:  # lighter than Na: no line a detector in air sees
-            continue
-        if any(ln.energy_kev >= min_kev for ln in lines):
-            visible.append(el)
-    return sorted(visible, key=lambda el: -fractions[el])
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def pixel_evidence(ref: ScanRef, row: int, col: int, model_key: str, _bundle=None):
+    """:func:`xrfcore.views.pixel_evidence` of one pixel (cached per scan, pixel and model)."""
+    from xrfcore.views import pixel_evidence as evidence
+
+    scan = load_scan(ref)
+    return evidence(scan.spectrum(int(row), int(col)), scan.calibration, library=library(), bundle=_bundle,
+                    tube_kv=tube_kv(scan))
 
 
 # -- model ------------------------------------------------------------------------------------
-def _active_model_file() -> Path:
+def _default_model_file() -> Path:
     return user_dir() / "active_model.txt"
 
 
-def active_model_path() -> Path | None:
-    """The model the pages use: this session's choice, else the saved choice, else the default."""
-    chosen = st.session_state.get("model_path")
-    if chosen is None and _active_model_file().is_file():
-        text = _active_model_file().read_text().strip()
-        chosen = text if text and Path(text).is_file() else None
-    if chosen is None:
-        try:
-            from xrfcore.model import default_model_path
+def default_model_choice() -> Path:
+    """The model a new session starts with: the server default (saved in the user folder), else the shipped one.
 
-            chosen = str(default_model_path())
-        except ImportError:
-            chosen = str(REPO_ROOT / "models" / "default.keras")
-    return Path(chosen)
+    Uses :mod:`xrfcore.active_model` where the installed xrfcore has it; until then the choice
+    is the path in ``<user dir>/active_model.txt``.
+    """
+    try:
+        from xrfcore.active_model import server_default_model
+    except ImportError:
+        server_default_model = None
+    if server_default_model is not None:
+        return Path(server_default_model())
+    if _default_model_file().is_file():
+        text = _default_model_file().read_text().strip()
+        if text and Path(text).is_file():
+            return Path(text)
+    try:
+        from xrfcore.model import default_model_path
+
+        return Path(default_model_path())
+    except ImportError:
+        return REPO_ROOT / "models" / "default.keras"
+
+
+def active_model_path() -> Path:
+    """The model the pages use: this session's choice (kept over a reload), else the default."""
+    chosen = st.session_state.get("model_path")
+    if chosen and Path(chosen).is_file():
+        return Path(chosen)
+    return default_model_choice()
 
 
 def set_active_model(path: str | Path) -> None:
-    """Use ``path`` in this session and remember it for the next start of the app."""
+    """Use ``path`` in this browser session only (other sessions and new ones keep theirs)."""
     st.session_state["model_path"] = str(Path(path).resolve())
-    _active_model_file().write_text(str(Path(path).resolve()) + "\n")
+
+
+def set_default_model(path: str | Path) -> None:
+    """Make ``path`` the model every new session starts with (an explicit, server-wide action)."""
+    try:
+        from xrfcore.active_model import set_server_default_model
+    except ImportError:
+        set_server_default_model = None
+    if set_server_default_model is not None:
+        set_server_default_model(path)
+        return
+    from xrfcore.atomic import atomic_write_text
+
+    atomic_write_text(_default_model_file(), str(Path(path).resolve()) + "\n")
 
 
 @st.cache_resource(max_entries=3, show_spinner="Loading model…")
@@ -341,10 +446,6 @@ def cube_key(ref: ScanRef, bundle) -> tuple:
     return (ref, str(bundle.path), bundle.sha256)
 
 
-def cached_cube(ref: ScanRef, bundle) -> np.ndarray | None:
-    return _cube_store().get(cube_key(ref, bundle))
-
-
 def probability_cube(ref: ScanRef, bundle, *, batch_size: int = 256) -> np.ndarray:
     """``(H, W, K)`` probabilities of the active scan; computed once per scan+model with progress."""
     store = _cube_store()
@@ -368,6 +469,20 @@ def probability_cube(ref: ScanRef, bundle, *, batch_size: int = 256) -> np.ndarr
 
 
 # -- uploads ------------------------------------------------------------------------------------
+def stage_scan_uploads(uploaded: list) -> Any:
+    """Copy uploaded scan files to the user's upload folder; pair ``.rpl`` + ``.raw`` (also in a zip).
+
+    Returns :class:`xrfcore.io.uploads.StagedUploads` (scans found, problems in the user's words).
+    """
+    from xrfcore.io.uploads import stage_uploads
+
+    files = []
+    for up in uploaded:
+        up.seek(0)
+        files.append((up.name, up))
+    return stage_uploads(files, user_subdir("uploads"))
+
+
 def save_upload(uploaded) -> Path:
     """Copy a Streamlit upload to the user's upload folder (chunked) and return the path.
 

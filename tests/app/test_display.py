@@ -43,3 +43,24 @@ def test_element_map_limits_are_clipped_at_the_99th_percentile():
     image[0, 0] = 1e9  # one hot pixel must not set the colour scale
     lo, hi = plots.percentile_limits(image)
     assert lo == 0.0 and hi == np.percentile(image, 99) and hi < 1000
+
+
+def test_line_labels_never_overlap_and_the_rest_is_on_hover():
+    from xrfcore.elements import line_groups
+
+    # Pb M, Hg M, Ca Ka, Sn La crowd 2.3-3.7 keV: labels go to different heights
+    energies = [2.35, 2.40, 3.44, 3.69, 3.72]
+    levels = plots.label_levels(energies, min_gap_kev=0.4)
+    for i in range(len(energies)):
+        for j in range(i + 1, len(energies)):
+            if abs(energies[i] - energies[j]) < 0.4:
+                assert levels[i] != levels[j], (energies[i], energies[j], levels)
+    labelled, hover = plots.element_lines(["Pb", "Ca"], ["Hg", "Sn"], tube_kv=40.0, e0_kev=0.0, e1_kev=40.0)
+    assert sorted(g.label for g in labelled) == ["Ca Ka", "Pb La"]  # one label per identified element
+    assert {"Hg La", "Sn Ka", "Pb Lb"} <= {g.label for g in hover}
+    e = np.linspace(0, 40, 400)
+    fig = plots.spectrum_figure(e, [("sum", np.ones_like(e))], labelled=labelled, lines=hover)
+    assert sorted(a.text for a in fig.layout.annotations) == ["Ca Ka", "Pb La"]
+    ticks = [t for t in fig.data if t.name == "emission lines"][0]
+    assert len(ticks.x) == len(hover) and any("Hg La" in t for t in ticks.text)
+    assert len(line_groups("Pb", tube_kv=40.0)) > 1

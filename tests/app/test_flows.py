@@ -158,3 +158,20 @@ def test_library_edit_is_validated_then_saved(tiny_model, user_dir):
     at.button(key="lib_save_edits").click().run()
     assert any(e.startswith("Not saved:") and "density" in e for e in texts(at, "error"))
     assert json.loads((user_dir / "library.json").read_text()) == saved
+
+
+@pytest.mark.filterwarnings("ignore:.*no energy calibration found")
+def test_single_spectrum_file_gets_a_spectrum_first_page(tmp_path, tiny_model, user_dir, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "one.npy", np.random.default_rng(2).poisson(5, (1, 1, 4096)).astype(np.uint16))
+    monkeypatch.setenv("XRF_DATA_DIR", str(data))
+    at = run_page("scan", model=tiny_model, user=user_dir)
+    at.text_input(key="data_path").input("one.npy")
+    at.button(key="open_data").click().run()
+    for page in ("maps", "inspector"):
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, at.exception
+        assert any("single spectrum" in i for i in texts(at, "info")), texts(at, "info")
+        assert any(c.startswith("Probabilities: CrG") for c in texts(at, "caption"))
+        assert not any("of pixels at or above" in c for c in texts(at, "caption"))  # no one-cell maps

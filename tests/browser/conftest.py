@@ -38,7 +38,8 @@ def app_server(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
     user = tmp_path_factory.mktemp("browser_user")
     (user / "active_model.txt").write_text(str(tiny_model) + "\n")
     port = _free_port()
-    env = {**os.environ, "XRF_USER_DIR": str(user), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # the tiny model is what new sessions start with, however the installed xrfcore resolves it
+    env = {**os.environ, "XRF_USER_DIR": str(user), "TF_CPP_MIN_LOG_LEVEL": "2", "XRF_DEFAULT_MODEL": str(tiny_model)}
     env.pop("XRF_DEFAULT_SCAN", None)
     log = open(user / "server.log", "w")
     proc = subprocess.Popen(

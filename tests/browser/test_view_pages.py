@@ -26,8 +26,8 @@ def test_click_pixel_shows_its_spectrum_and_probabilities(app_server, page, expe
     page.goto(url + "/inspector")
     expect(page.get_by_role("heading", name="Inspector", exact=True)).to_be_visible()
     frame = page.frame_locator("iframe[title*='plotly_events']")
+    expect(frame.locator("body[data-ready='true']")).to_have_count(1, timeout=60_000)
     drag = frame.locator(".nsewdrag").first
-    expect(drag).to_be_visible(timeout=60_000)
     expect(page.get_by_text("pixel (row 32, col 32)")).to_be_visible()  # the default: the scan's centre
     box = drag.bounding_box()
     # 64 x 64 demo scan: a click at 20 % across and 75 % down is about column 12, row 47
@@ -51,10 +51,11 @@ def test_box_region_shows_mean_spectrum(app_server, page, expect):
     url, _ = app_server
     page.goto(url + "/inspector")
     page.get_by_text("box / lasso region").click()
-    expect(page.get_by_text("Drag a box or lasso")).to_be_visible()
-    page.wait_for_timeout(1500)  # the map is redrawn with the selection tools
+    expect(page.get_by_text("Drag a box (or pick the lasso")).to_be_visible()
     frame = page.frame_locator("iframe[title*='plotly_events']")
-    frame.locator("button[data-title='Box Select']").click()
+    # the map is redrawn with the selection tools, the box tool already chosen
+    expect(frame.locator("button[data-title='Box Select'].active")).to_have_count(1)
+    expect(frame.locator("body[data-ready='true']")).to_have_count(1)
     drag = frame.locator(".nsewdrag").first
     box = drag.bounding_box()
     # drag over about a quarter of each axis of the 64 x 64 scan: about 16 x 16 = 256 pixels
