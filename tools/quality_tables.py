@@ -21,7 +21,8 @@ def main(argv: list[str]) -> int:
     r = json.loads(path.read_text(encoding="utf-8"))
     first = r["mockups"][0]["levels"][0]["model"]["any_detectable"]["per_pigment"]
     classes = list(first)
-    print("Macro F1 on detectable labels (all labels in brackets) and pooled ECE (all labels):\n")
+    print("Macro F1 on detectable labels (all labels in brackets); pooled ECE on detectable labels (all labels in"
+          " brackets):\n")
     print("| mock-up | counts | model | paper CNN | evidence rule | model ECE | paper CNN ECE |")
     print("|---|---|---|---|---|---|---|")
     for m in r["mockups"]:
@@ -31,7 +32,8 @@ def main(argv: list[str]) -> int:
                 s = row.get(who)
                 cells.append("-" if s is None else
                              f"{_f(s['any_detectable']['macro_f1'])} ({_f(s['any_all']['macro_f1'])})")
-            ece = [_f(row[w]["any_all"]["pooled_ece"]) if w in row else "-" for w in ("model", "compare")]
+            ece = [f"{_f(row[w]['any_detectable']['pooled_ece'])} ({_f(row[w]['any_all']['pooled_ece'])})"
+                   if w in row else "-" for w in ("model", "compare")]
             print(f"| {m['name']} | {row['count_level']:g} | " + " | ".join(cells) + " | " + " | ".join(ece) + " |")
     for m in r["mockups"]:
         row = m["levels"][0]

@@ -133,3 +133,21 @@ def test_feature_names_match_the_feature_vector():
     assert feats.shape == (4, len(feature_names()))
     assert known[:, FEATURE_ELEMENTS.index("Fe")].all()
     assert np.isfinite(feats).all()
+
+
+def test_evaluate_scores_surface_and_hidden_layers(trained, tmp_path):
+    from xrfcore.io import open_scan
+    from xrfcore.model import load_model
+    from xrfcore.model.metrics import evaluate_scan
+    from xrfcore.simulate.mockup import make_mockup, write_mockup
+    from xrfcore.scan import EnergyCalibration
+
+    path, _, _ = trained
+    cal = EnergyCalibration(-0.96, 0.02)
+    counts, labels = make_mockup(seed=4, shape=(16, 8), calibration=cal)
+    scan_path = write_mockup(tmp_path / "m.h5", counts, labels, cal, regions_out=tmp_path / "m_regions.json")
+    metrics = evaluate_scan(load_model(path), open_scan(scan_path), tmp_path / "m_regions.json")
+    assert {"surface", "hidden"} <= set(metrics)
+    vm = metrics["hidden"]["per_pigment"]["VM"]
+    # vermilion under a top layer that holds no vermilion is a hidden positive; on top it is a negative
+    assert vm["support"] > 0 and metrics["surface"]["per_pigment"]["VM"]["support"] > vm["support"]

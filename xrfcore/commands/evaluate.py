@@ -38,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
                        batch_size=args.batch_size, json_out=args.json, csv_out=args.csv,
                        include_training_pixels=args.include_training_pixels)
     print(metrics_table(metrics))
+    for layer in ("surface", "hidden"):
+        if metrics.get(layer):
+            print(f"\n{layer} layer (macro F1 {metrics[layer]['macro']['f1']:.3f})")
+            print(metrics_table(metrics[layer]))
     if metrics["excluded_training_pixels"]:
         print(f"excluded {metrics['excluded_training_pixels']} of {metrics['n_labelled']} labelled pixels: they "
               "finetuned this model (--include-training-pixels scores them too)")

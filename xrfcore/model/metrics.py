@@ -210,7 +210,9 @@ def evaluate_scan(bundle: Any, scan: Any, labels_path: str | os.PathLike, *, thr
     Returns
     -------
     dict
-        :func:`per_pigment_metrics` of the scored pixels, plus ``model``, ``model_sha256``,
+        :func:`per_pigment_metrics` of the scored pixels (any layer), for models with layer outputs
+        also ``surface`` and ``hidden`` (the same metrics against the top-layer labels, and against the
+        bottom-layer labels of pigments not also on top), plus ``model``, ``model_sha256``,
         ``scan``, ``labels``, ``n_labelled`` (labelled pixels), ``excluded_training_pixels``
         (labelled pixels left out because they trained the model) and
         ``training_pixels_included`` (how many training pixels were scored anyway).
@@ -224,7 +226,7 @@ def evaluate_scan(bundle: Any, scan: Any, labels_path: str | os.PathLike, *, thr
     from xrfcore.labels import load_labels
     from xrfcore.model.bundle import check_compatible
     from xrfcore.model.lineage import training_mask
-    from xrfcore.model.predict import pixel_spectra, predict_spectra
+    from xrfcore.model.predict import pixel_spectra
 
     check_compatible(bundle, scan)
     labels = load_labels(labels_path, scan_shape=scan.shape, classes=bundle.classes)
@@ -237,9 +239,20 @@ def evaluate_scan(bundle: Any, scan: Any, labels_path: str | os.PathLike, *, thr
             f"all {labels.n_labelled} labelled pixels of {labels_path} trained this model; there is nothing it has "
             "not seen to score. Label other regions, or pass --include-training-pixels to score them anyway"
         )
+    from xrfcore.elements.evidence import config_for_scan
+    from xrfcore.model.evidence_model import spec_of
+    from xrfcore.model.predict import predict_layers
+
     raw = pixel_spectra(scan, mask)
-    prob = predict_spectra(bundle, raw, scan.calibration, batch_size=batch_size)
-    metrics = per_pigment_metrics(labels.labels[mask], prob, bundle.classes, threshold=threshold)
+    spec = spec_of(bundle)
+    ev_cfg = config_for_scan(scan, spec.evidence) if spec is not None else None
+    heads = predict_layers(bundle, raw, scan.calibration, batch_size=batch_size, evidence_config=ev_cfg)
+    metrics = per_pigment_metrics(labels.labels[mask], heads["any"], bundle.classes, threshold=threshold)
+    # layers (evidence models): surface = the upper paint layer; hidden = below it and not also on top
+    top, bottom = labels.labels_top[mask].astype(bool), labels.labels_bottom[mask].astype(bool)
+    if heads.get("surface") is not None:
+        metrics["surface"] = per_pigment_metrics(top, heads["surface"], bundle.classes, threshold=threshold)
+        metrics["hidden"] = per_pigment_metrics(bottom & ~top, heads["hidden"], bundle.classes, threshold=threshold)
     metrics["model"] = str(bundle.path) if bundle.path else None
     metrics["model_sha256"] = bundle.sha256
     metrics["scan"] = source
