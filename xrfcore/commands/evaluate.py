@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xrfcore.atomic import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs({"--json": args.json, "--csv": args.csv}, {"--scan": args.scan, "--labels": args.labels, "--model": args.model})
     import json
 
     from xrfcore.atomic import atomic_write_text

@@ -72,6 +72,9 @@ def _fmt_s(s: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xrfcore.atomic import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs({"--out": args.out, "--tiff": args.tiff}, {"the input scan": args.file, "--model": args.model})
     from pathlib import Path
 
     from xrfcore.commands.info import open_from_args

@@ -129,6 +129,9 @@ def write_curves_png(report: dict[str, Any], path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xrfcore.atomic import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs({"--out": args.out}, {"--data": args.data})
     import json
     import sys
 

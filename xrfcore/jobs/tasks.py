@@ -218,12 +218,9 @@ def finetune_from_files(
     progress(0.96, "saving")
     metrics_file = metrics_path_for(out_path)
     _check_output(out_path, base_path)  # nobody created it meanwhile
+    # the model first, its report after it: a run killed in between leaves no report without a model
+    save_model(new, out_path)
     atomic_write_text(metrics_file, json.dumps(report, indent=1) + "\n")
-    try:
-        save_model(new, out_path)
-    except BaseException:
-        metrics_file.unlink(missing_ok=True)
-        raise
     log(f"saved {out_path} (sha256 {new.sha256[:12]}...) and {metrics_file}")
     result = {"model": str(out_path.resolve()), "metrics": str(metrics_file.resolve()), "sha256": new.sha256,
               "macro_f1_before": before["macro"]["f1"], "macro_f1_after": after["macro"]["f1"],
