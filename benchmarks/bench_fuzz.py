@@ -58,7 +58,7 @@ def main() -> None:
                                 big_config_mb=a.big_config_mb)
         t0 = time.monotonic()
         results = run_cases(cases, workers=a.workers, timeout_s=a.timeout,
-                            env={"XRF_READER_TIMEOUT_S": str(max(5.0, a.timeout / 3))})
+                            env={"XRF_READER_TIMEOUT_S": str(max(5.0, a.timeout / 3)), "TF_CPP_MIN_LOG_LEVEL": "3"})
         wall = time.monotonic() - t0
     counts = summarise(results)
     bad = [{k: r[k] for k in ("id", "kind", "outcome", "detail", "wall_s", "rss_mb")}

@@ -254,8 +254,9 @@ def _is_coordinate(v: Any) -> bool:
 
 def _check_geometry(name: str, shape: str, geom: dict[str, Any], where: str) -> None:
     def ints(values: Any, what: str) -> None:
-        bad = next((v for v in values if not _is_integral(v)), None)
-        if bad is not None:
+        bad = [v for v in values if not _is_integral(v)][:1]
+        if bad:
+            bad = bad[0]
             raise LabelError(
                 f"{where}region {name!r}: {what} must be integers between -{MAX_COORDINATE} and "
                 f"{MAX_COORDINATE}, got {str(bad)[:40]!r}"
@@ -273,8 +274,9 @@ def _check_geometry(name: str, shape: str, geom: dict[str, Any], where: str) -> 
             raise LabelError(
                 f"{where}region {name!r}: polygon needs 'vertices' as >= 3 [row, col] pairs, got {str(v)[:80]}"
             )
-        bad = next((c for p in v for c in p if not _is_coordinate(c)), None)
-        if bad is not None:
+        bad = [c for p in v for c in p if not _is_coordinate(c)]
+        if bad:
+            bad = bad[0]
             raise LabelError(f"{where}region {name!r}: polygon 'vertices' must be finite numbers, got {str(bad)[:40]!r}")
     else:
         if "runs" in geom:

@@ -133,7 +133,10 @@ class Scan:
             raise ScanReadError(f"scan counts{where} must be numeric, got dtype {dtype}")
         if not isinstance(calibration, EnergyCalibration):
             raise TypeError(f"calibration must be an EnergyCalibration, got {type(calibration).__name__}")
-        calibration.energies(shape[2])  # raises if the axis is not increasing
+        try:
+            calibration.energies(shape[2])  # raises if the axis is not increasing
+        except CalibrationError as exc:
+            raise CalibrationError(f"{meta.source}: {exc}" if meta.source else str(exc)) from None
         self.counts = counts
         self.calibration = calibration
         self.metadata = meta

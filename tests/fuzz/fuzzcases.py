@@ -18,11 +18,13 @@ shapes. Every case is a dict::
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import shutil
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +61,10 @@ class _Maker:
         d.mkdir(parents=True, exist_ok=True)
         return d / name
 
-    def add(self, cid: str, kind: str, path: Path, *, inputs=None, must_fail=False) -> None:
+    def add(self, cid: str, kind: str, path: Path, *, inputs=None, must_fail=False, control=False) -> None:
         self.cases.append({"id": cid, "kind": kind, "path": str(path),
-                           "inputs": [str(p) for p in (inputs or [path])], "must_fail": bool(must_fail)})
+                           "inputs": [str(p) for p in (inputs or [path])], "must_fail": bool(must_fail),
+                           "control": bool(control)})
 
     # generic byte mutations ------------------------------------------------------------
     def cuts(self, data: bytes, n: int, *, head: int = 0) -> list[int]:
@@ -78,7 +81,12 @@ class _Maker:
     def bytes_variants(self, kind: str, name: str, data: bytes, tag: str, *, n_cut: int, n_flip: int,
                        flip_region: int | None = None, truncation_fails=True, extra_files=(),
                        fail_cut=None) -> None:
-        """Truncated copies and copies with flipped bytes of ``data`` written as ``name``."""
+        """The valid file (a control that must read), truncated copies and copies with flipped bytes."""
+        p = self.path(name)
+        p.write_bytes(data)
+        for extra_name, extra_data in extra_files:
+            (p.parent / extra_name).write_bytes(extra_data)
+        self.add(f"{tag}/valid", kind, p, inputs=[p] + [p.parent / e for e, _ in extra_files], control=True)
         for cut in self.cuts(data, n_cut, head=flip_region or 0):
             p = self.path(name)
             p.write_bytes(data[:cut])
@@ -379,6 +387,10 @@ def _rpl_cases(m: _Maker, scale: int) -> None:
         p.with_suffix(".raw").write_bytes(data)
         m.add(f"rpl/{tag}", "scan", p, inputs=[p, p.with_suffix(".raw")], must_fail=must_fail)
 
+    p = m.path("scan.rpl")
+    p.write_bytes(rpl)
+    p.with_suffix(".raw").write_bytes(raw)
+    m.add("rpl/valid", "scan", p, inputs=[p, p.with_suffix(".raw")], control=True)
     for cut in m.cuts(raw, 4 * scale):
         pair(f"raw-cut{cut}", rpl, raw[:cut], must_fail=True)
     pair("raw-longer", rpl, raw + b"\0" * 10)
@@ -409,6 +421,10 @@ def _rpl_cases(m: _Maker, scale: int) -> None:
         pair(f"rpl-flip{i}", bytes(buf), raw)
 
 
+_DET_LAYERS = base64.b64encode(zlib.compress(
+    b'<DetLayers><Layer0 Atom="5" Thickness="0.008"/><Layer1 Atom="14" Thickness="0.45"/></DetLayers>')).decode()
+
+
 def _spx_bytes(counts, cal_abs="-0.95", cal_lin="0.02", count=None, channels=None) -> bytes:  # noqa: ANN001
     chans = channels if channels is not None else ",".join(str(int(v)) for v in counts)
     n = len(counts) if count is None else count
@@ -431,6 +447,7 @@ def _spx_bytes(counts, cal_abs="-0.95", cal_lin="0.02", count=None, channels=Non
 <Type>XFlash 6|30</Type>
 <DetectorThickness>0.45</DetectorThickness>
 <SiDeadLayerThickness>0.029</SiDeadLayerThickness>
+<DetLayers>{_DET_LAYERS}</DetLayers>
 </ClassInstance>
 <ClassInstance Type="TRTXrfHeader">
 <Voltage>50</Voltage>

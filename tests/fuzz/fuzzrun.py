@@ -16,6 +16,7 @@ wall-clock timeout. Outcomes:
 ``memory``        MemoryError, or more than ``rss_limit_mb`` resident
 ``truncated_ok``  a case marked ``must_fail`` (data known to be missing) exited 0
 ``input_changed`` an input file's SHA-256 changed
+``control_failed`` a valid fixture (a control case) did not read as a success
 
 Run as a script, it is the worker: it reads a JSON case list on stdin and writes one JSON
 result per line on stdout.
@@ -37,7 +38,8 @@ from typing import Any
 
 __all__ = ["run_cases", "summarise", "OUTCOMES"]
 
-OUTCOMES = ("ok", "clean", "traceback", "signal", "hang", "memory", "truncated_ok", "input_changed")
+OUTCOMES = ("ok", "clean", "traceback", "signal", "hang", "memory", "truncated_ok", "input_changed",
+            "control_failed")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -244,6 +246,8 @@ def _worker() -> None:
         after = {p: _sha(p) for p in case["inputs"]}
         if after != before and outcome != "hang":
             outcome, detail = "input_changed", f"inputs changed ({detail})"
+        elif case.get("control") and outcome != "ok":
+            outcome, detail = "control_failed", f"valid file gave {outcome}: {detail}"
         res = {**case, "outcome": outcome, "detail": detail, "wall_s": round(wall, 3), "rss_mb": round(rss_mb)}
         sys.stdout.write(json.dumps(res) + "\n")
         sys.stdout.flush()

@@ -114,6 +114,8 @@ def open_scan(
     if rpl is None:
         raise ScanReadError(f"{p}: no .rpl header next to this .raw file; it is needed for the shape and type")
     rpl = check_not_empty(rpl)
+    if rpl.stat().st_size > _MAX_HEADER_BYTES:
+        raise ScanReadError(f"{rpl}: {rpl.stat().st_size} bytes is far too large for a .rpl header; is it the .raw?")
     header = parse_rpl_text(rpl.read_bytes().decode("latin-1"))
     missing = [k for k in _REQUIRED if k not in header]
     if missing:
@@ -179,6 +181,7 @@ def _sibling(p: Path, suffix: str) -> Path | None:
     return None
 
 
+_MAX_HEADER_BYTES = 1 << 20
 _INT_RE = re.compile(r"[+-]?[0-9]+")
 _FLOAT_RE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 #: Largest width, height, depth or offset a header may give.

@@ -328,6 +328,11 @@ def _check_metadata(meta: dict[str, Any], path: Path) -> "PreprocessConfig":
 
 
 def _check_safe(config: dict[str, Any], path: Path) -> None:
+    if config.get("class_name") not in ("Functional", "Sequential") or not isinstance(config.get("config"), dict):
+        raise ModelError(
+            f"{path}: config.json describes a {str(config.get('class_name'))[:40]!r}, not a Keras Functional or "
+            "Sequential model; the file is damaged or not a pigment model"
+        )
     try:
         layers = _walk_layer_configs(config.get("config", {}))
     except RecursionError:
@@ -379,7 +384,8 @@ def load_model(path: str | os.PathLike | None = None) -> ModelBundle:
     try:
         model = keras.saving.load_model(p, safe_mode=True, compile=False)
     except Exception as exc:  # keras raises ValueError/TypeError/OSError for bad content
-        raise ModelError(f"{p} could not be loaded as a safe Keras model: {type(exc).__name__}: {str(exc)[:300]}") from exc
+        detail = " ".join(str(exc).split())[:300]  # one line: Keras messages span several
+        raise ModelError(f"{p} could not be loaded as a safe Keras model: {type(exc).__name__}: {detail}") from exc
     try:
         return ModelBundle(
             model=model,
