@@ -23,6 +23,7 @@ import io
 import json
 import shutil
 import struct
+import sys
 import zipfile
 import zlib
 from pathlib import Path
@@ -80,13 +81,14 @@ class _Maker:
 
     def bytes_variants(self, kind: str, name: str, data: bytes, tag: str, *, n_cut: int, n_flip: int,
                        flip_region: int | None = None, truncation_fails=True, extra_files=(),
-                       fail_cut=None) -> None:
+                       fail_cut=None, control=True) -> None:
         """The valid file (a control that must read), truncated copies and copies with flipped bytes."""
         p = self.path(name)
         p.write_bytes(data)
         for extra_name, extra_data in extra_files:
             (p.parent / extra_name).write_bytes(extra_data)
-        self.add(f"{tag}/valid", kind, p, inputs=[p] + [p.parent / e for e, _ in extra_files], control=True)
+        self.add(f"{tag}/{'valid' if control else 'original'}", kind, p,
+                 inputs=[p] + [p.parent / e for e, _ in extra_files], control=control)
         for cut in self.cuts(data, n_cut, head=flip_region or 0):
             p = self.path(name)
             p.write_bytes(data[:cut])
@@ -524,6 +526,18 @@ def _bruker_cases(m: _Maker, scale: int) -> None:
     p = m.path("map.spx")
     p.write_bytes(b"AAMVHFSS" + b"\0" * 600)
     m.add("bcf/renamed-spx", "scan", p)
+    # sound SFS containers (rosettasciio's container layout) with hostile content, cut and flipped
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io"))
+    from xrfio_fixtures import write_sfs
+
+    tmp = m.path("src.bcf")
+    header = (b"<?xml version='1.0'?><TRTBase><ClassInstance Type='TRTSpectrumDatabase' Name='map'><Header>"
+              b"<FileVersion>3</FileVersion></Header><ChCount>256</ChCount></ClassInstance></TRTBase>")
+    container = write_sfs(tmp, {"EDSDatabase/HeaderData": header,
+                                "EDSDatabase/SpectrumData0": m.rng.integers(0, 256, 20000, dtype=np.uint8).tobytes()}
+                          ).read_bytes()
+    m.bytes_variants("scan", "map.bcf", container, "sfs", n_cut=6 * scale, n_flip=6 * scale, flip_region=0x160,
+                     fail_cut=lambda cut: cut < len(container) - 4096, control=False)
 
 
 def _spec_mca(calib="0 0.02 0", chann="64 0 63 1", values=None) -> bytes:  # noqa: ANN001

@@ -160,17 +160,14 @@ def check_sfs(p: Path) -> None:
                 raise ScanReadError(f"{p}: a Bruker container chunk is cut short; the file is truncated")
             return data
 
-        def chain(first: int, n_chunk_list: int) -> bytes:
+        def chain(first: int, n_chunk_list: int, take: int = usable) -> bytes:
+            """Data of a linked list of chunks (``take`` bytes of each)."""
             out, addr = [], first
             for i in range(n_chunk_list):
                 if n_chunk_list == 1:
-                    return chunk_bytes(addr, usable)
+                    return chunk_bytes(addr, take)
                 nxt = struct.unpack("<I", chunk_bytes(addr, 4, header=True))[0]
-                fh.seek(chunk * addr + 0x118 + 32)
-                data = fh.read(usable)
-                if len(data) < usable and i < n_chunk_list - 1:
-                    raise ScanReadError(f"{p}: a Bruker container chunk is cut short; the file is truncated")
-                out.append(data)
+                out.append(chunk_bytes(addr, take))
                 addr = nxt
             return b"".join(out)
 
@@ -178,7 +175,7 @@ def check_sfs(p: Path) -> None:
         tree_chunks = -(-n_items // max(per_chunk, 1))
         if tree_chunks > n_chunks:
             raise ScanReadError(f"{p}: damaged Bruker container file tree ({n_items} items)")
-        raw = chain(tree, tree_chunks)
+        raw = chain(tree, tree_chunks, min(usable, per_chunk * 0x200) if tree_chunks > 1 else n_items * 0x200)
         if len(raw) < n_items * 0x200:
             raise ScanReadError(f"{p}: the Bruker container file tree is cut short; the file is truncated")
         parents = []
@@ -196,10 +193,19 @@ def check_sfs(p: Path) -> None:
                                     "container holds; it is truncated or damaged")
             table_chunks = -(-n_file_chunks // (usable // 4)) if n_file_chunks else 0
             if table_chunks:
-                ptr = np.frombuffer(chain(table, table_chunks)[: n_file_chunks * 4], dtype="<u4")
+                ptr = np.frombuffer(chain(table, table_chunks, usable if table_chunks > 1 else n_file_chunks * 4)
+                                    [: n_file_chunks * 4], dtype="<u4")
                 if ptr.size < n_file_chunks or (ptr.size and int(ptr.max()) >= n_chunks):
                     raise ScanReadError(f"{p}: a file in the Bruker container points outside the file; the "
                                         "container is truncated or damaged")
+                # every chunk of the file must be in the file, the last one as far as it is used
+                ends = ptr.astype(np.int64) * chunk + 0x138 + usable
+                ends[-1] -= n_file_chunks * usable - fsize
+                if int(ends.max()) > size:
+                    raise ScanReadError(
+                        f"{p}: the Bruker container holds {size} bytes but its data need {int(ends.max())}; the "
+                        "file is truncated: copy it again from the instrument"
+                    )
         for i in range(n_items):  # parent links must reach the root without a loop
             seen, j = 0, i
             while j != -1:
