@@ -75,6 +75,9 @@ def _address_space_in_use() -> int:
 
 def _child(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...], memory: int) -> None:
     try:
+        import faulthandler
+
+        faulthandler.disable()  # a crash here is reported by the parent, with the file's name
         if memory > 0:
             memory += _address_space_in_use()  # the limit is on top of what the parent had mapped
             soft, hard = resource.getrlimit(resource.RLIMIT_AS)
