@@ -6,7 +6,7 @@ timeout and an address-space limit; outcomes are counted by class (clean error, 
 signal, hang, memory, truncated read reported as success, input changed).
 Writes benchmarks/results/fuzz.json (counts and every non-clean case).
 
-Usage: python benchmarks/bench_fuzz.py [--seeds 1 2 3] [--scale 4] [--workers 2] [--no-model]
+Usage: python benchmarks/bench_fuzz.py [--seeds 1 2 3] [--scale 4] [--workers 2] [--no-model] [--code DIR]
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--no-model", action="store_true")
     p.add_argument("--big-config-mb", type=int, default=400)
+    p.add_argument("--code", help="run another checkout's xrfcore (e.g. the main branch) to compare")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fuzz.json"))
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="xrf-fuzz-") as tmp:
@@ -58,7 +59,8 @@ def main() -> None:
                                 big_config_mb=a.big_config_mb)
         t0 = time.monotonic()
         results = run_cases(cases, workers=a.workers, timeout_s=a.timeout,
-                            env={"XRF_READER_TIMEOUT_S": str(max(5.0, a.timeout / 3)), "TF_CPP_MIN_LOG_LEVEL": "3"})
+                            env={"XRF_READER_TIMEOUT_S": str(max(5.0, a.timeout / 3)), "TF_CPP_MIN_LOG_LEVEL": "3",
+                                 **({"XRF_FUZZ_CODE": a.code} if a.code else {})})
         wall = time.monotonic() - t0
     counts = summarise(results)
     bad = [{k: r[k] for k in ("id", "kind", "outcome", "detail", "wall_s", "rss_mb")}

@@ -65,7 +65,8 @@ def run_cases(cases: list[dict[str, Any]], *, workers: int = 2, timeout_s: float
     settings = {"timeout_s": timeout_s, "memory_mb": memory_mb, "model_memory_mb": model_memory_mb,
                 "rss_limit_mb": rss_limit_mb}
     full_env = {**os.environ, **(env or {})}
-    full_env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    code = full_env.get("XRF_FUZZ_CODE") or str(REPO)  # another checkout's xrfcore, to compare versions
+    full_env["PYTHONPATH"] = os.pathsep.join([code] + [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p])
     procs = []
     for g in groups:
         if not g:

@@ -141,6 +141,13 @@ def run_guarded(fn: Callable[..., Any], *args: Any, path: str | os.PathLike, wha
             memory_bytes = int(float(env)) << 20 if env else memory_budget_bytes() + (1 << 30)
         except (ValueError, OverflowError):
             memory_bytes = memory_budget_bytes() + (1 << 30)
+    if mp.current_process().daemon:  # a daemonic worker may not start processes: read unguarded
+        try:
+            return fn(*args)
+        except XRFError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a third-party parser failed
+            raise ScanReadError(f"{p}: {what} cannot read this file ({type(exc).__name__}: {str(exc)[:300]})") from exc
     ctx = _context()
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(send, fn, args, int(memory_bytes)), daemon=True)
