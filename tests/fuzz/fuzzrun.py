@@ -56,12 +56,9 @@ def run_cases(cases: list[dict[str, Any]], *, workers: int = 2, timeout_s: float
               ) -> list[dict[str, Any]]:
     """Run ``cases`` in ``workers`` worker processes; return one result dict per case, in order."""
     order = {c["id"] + c["path"]: i for i, c in enumerate(cases)}
-    # model cases import TensorFlow when they get that far: keep them on one worker
     groups: list[list[dict[str, Any]]] = [[] for _ in range(max(1, workers))]
-    plain = [c for c in cases if c["kind"] != "model"]
-    for i, c in enumerate(plain):
+    for i, c in enumerate(cases):
         groups[i % len(groups)].append(c)
-    groups[-1].extend(c for c in cases if c["kind"] == "model")
     settings = {"timeout_s": timeout_s, "memory_mb": memory_mb, "model_memory_mb": model_memory_mb,
                 "rss_limit_mb": rss_limit_mb}
     full_env = {**os.environ, **(env or {})}
