@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -289,24 +290,57 @@ def _pigment_list(value: Any, name: str, where: str) -> list[str]:
     return [v.strip() for v in value if v.strip()]
 
 
+#: Largest coordinate accepted in a label file (pixels); scans are far smaller.
+MAX_COORDINATE = 2**31
+#: Largest label file read (bytes).
+MAX_LABEL_FILE_BYTES = 64 << 20
+
+
+def _is_integral(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, (int, np.integer)):
+        return abs(int(v)) <= MAX_COORDINATE
+    if isinstance(v, (float, np.floating)):
+        return math.isfinite(v) and float(v).is_integer() and abs(v) <= MAX_COORDINATE
+    return False
+
+
+def _is_coordinate(v: Any) -> bool:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        return math.isfinite(float(v)) and abs(float(v)) <= MAX_COORDINATE
+    except OverflowError:
+        return False
+
+
 def _check_geometry(name: str, shape: str, geom: dict[str, Any], where: str) -> None:
     def ints(values: Any, what: str) -> None:
-        try:
-            ok = all(float(v) == int(v) for v in values)
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise LabelError(f"{where}region {name!r}: {what} must be integers, got {values!r}")
+        bad = [v for v in values if not _is_integral(v)][:1]
+        if bad:
+            bad = bad[0]
+            raise LabelError(
+                f"{where}region {name!r}: {what} must be integers between -{MAX_COORDINATE} and "
+                f"{MAX_COORDINATE}, got {str(bad)[:40]!r}"
+            )
 
     if shape == "rectangle":
         missing = [k for k in ("row0", "col0", "row1", "col1") if k not in geom]
         if missing:
             raise LabelError(f"{where}region {name!r}: rectangle needs row0, col0, row1, col1; missing {missing}")
-        ints([geom[k] for k in ("row0", "col0", "row1", "col1")], "rectangle corners")
+        for k in ("row0", "col0", "row1", "col1"):
+            ints([geom[k]], f"rectangle corner {k!r}")
     elif shape == "polygon":
         v = geom.get("vertices")
         if not isinstance(v, list) or len(v) < 3 or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in v):
-            raise LabelError(f"{where}region {name!r}: polygon needs 'vertices' as >= 3 [row, col] pairs, got {v!r}")
+            raise LabelError(
+                f"{where}region {name!r}: polygon needs 'vertices' as >= 3 [row, col] pairs, got {str(v)[:80]}"
+            )
+        bad = [c for p in v for c in p if not _is_coordinate(c)]
+        if bad:
+            bad = bad[0]
+            raise LabelError(f"{where}region {name!r}: polygon 'vertices' must be finite numbers, got {str(bad)[:40]!r}")
     else:
         if "runs" in geom:
             runs = geom["runs"]
@@ -322,11 +356,31 @@ def _check_geometry(name: str, shape: str, geom: dict[str, Any], where: str) -> 
             raise LabelError(f"{where}region {name!r}: mask needs 'runs' ([[row, col0, col1], ...]) or 'pixels'")
 
 
-def _read_json(path: Path) -> list[Region]:
+def _read_text(path: Path) -> str:
+    size = path.stat().st_size
+    if size > MAX_LABEL_FILE_BYTES:
+        raise LabelError(f"label file {path} has {size} bytes; label files are far smaller (limit "
+                         f"{MAX_LABEL_FILE_BYTES >> 20} MiB): is it the right file?")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LabelError(f"label file {path} is not valid JSON ({exc}); see the schema in xrfcore.labels") from exc
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LabelError(f"label file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position "
+                         f"{exc.start}); save it as UTF-8") from None
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a number label files may hold")
+
+
+def _read_json(path: Path) -> list[Region]:
+    text = _read_text(path)
+    try:
+        doc = json.loads(text, parse_constant=_no_constants)
+    except RecursionError:
+        raise LabelError(f"label file {path}: the JSON is nested too deeply to be a label file") from None
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, integers of thousands of digits
+        raise LabelError(f"label file {path} is not valid JSON ({str(exc)[:200]}); see the schema in "
+                         "xrfcore.labels") from None
     if not isinstance(doc, dict) or "regions" not in doc:
         raise LabelError(f"label file {path}: expected an object with 'version' and 'regions'")
     version = doc.get("version", SCHEMA_VERSION)
@@ -341,8 +395,11 @@ def _read_json(path: Path) -> list[Region]:
 
 
 def _read_csv(path: Path) -> list[Region]:
-    text = path.read_text(encoding="utf-8-sig")
-    rows = [r for r in csv.reader(text.splitlines()) if any(c.strip() for c in r)]
+    text = _read_text(path)
+    try:
+        rows = [r for r in csv.reader(text.splitlines()) if any(c.strip() for c in r)]
+    except csv.Error as exc:
+        raise LabelError(f"label file {path} is not a readable CSV file ({exc})") from None
     if not rows:
         return []
     header = [c.strip().lower() for c in rows[0]]
@@ -357,14 +414,28 @@ def _read_csv(path: Path) -> list[Region]:
             r = r + [""] * (len(header) - len(r))
         rec = dict(zip(header, (c.strip() for c in r)))
         try:
-            x0, y0, x1, y1 = (int(float(rec[k])) for k in ("x0", "y0", "x1", "y1"))
-        except ValueError as exc:
-            raise LabelError(f"{path} line {n}: x0,y0,x1,y1 must be integers, got {r[:4]}") from exc
+            x0, y0, x1, y1 = (_csv_int(rec[k]) for k in ("x0", "y0", "x1", "y1"))
+        except ValueError:
+            raise LabelError(f"{path} line {n}: x0,y0,x1,y1 must be integers, got {[c[:20] for c in r[:4]]}") from None
         items.append(
             {"name": rec.get("name") or f"line {n}", "shape": "rectangle", "row0": y0, "col0": x0, "row1": y1,
              "col1": x1, "top": rec["top"], "bottom": rec["bottom"]}
         )
     return regions_from_dicts(items, source=str(path))
+
+
+_CSV_INT = re.compile(r"[+-]?[0-9]{1,10}(\.0*)?")
+
+
+def _csv_int(text: str) -> int:
+    """A CSV cell as an integer coordinate: ASCII digits (``12`` or ``12.0``), within range."""
+    t = text.strip()
+    if not _CSV_INT.fullmatch(t):
+        raise ValueError(t)
+    value = int(float(t))
+    if abs(value) > MAX_COORDINATE:
+        raise ValueError(t)
+    return value
 
 
 class _Resolver:
@@ -547,33 +618,79 @@ def _rasterise(regions: list[Region], shape: tuple[int, int], resolver: _Resolve
                     region_index=owner, region_names=[r.name for r, _, _ in resolved])
 
 
-def _read_dense(path: Path, shape: tuple[int, int], resolver: _Resolver) -> LabelSet:
+def _dense_arrays(path: str, shape: tuple[int, int]) -> tuple[list[str], dict[str, np.ndarray], np.ndarray | None]:
+    """Names, label arrays and mask of a dense label file, validated before reading (guarded child)."""
     import h5py
 
+    p = Path(path)
     try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise LabelError(f"label file {path} is not a readable HDF5 file ({exc})") from exc
-    with f:
-        grp = None
-        for cand in ("/", "/xrf"):
-            if cand in f and "labels" in f[cand] and "label_names" in f[cand]:
-                grp = f[cand]
-                break
-        if grp is None:
-            raise LabelError(
-                f"label file {path}: no 'labels' (H, W, K) + 'label_names' datasets at the root or in /xrf; "
-                "write them with xrfcore.io.write_scan_h5(..., labels=..., label_names=...)"
-            )
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in grp["label_names"][()]]
-        arrays = {k: np.asarray(grp[k][()]) for k in ("labels", "labels_top", "labels_bottom") if k in grp}
-        mask = np.asarray(grp["mask"][()]).astype(bool) if "mask" in grp else None
+        f = h5py.File(p, "r")
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise LabelError(f"label file {p} is not a readable HDF5 file ({exc})") from exc
+    try:
+        with f:
+            grp = None
+            for cand in ("/", "/xrf"):
+                g = f.get(cand)
+                if isinstance(g, h5py.Group) and "labels" in g and "label_names" in g:
+                    grp = g
+                    break
+            if grp is None:
+                raise LabelError(
+                    f"label file {p}: no 'labels' (H, W, K) + 'label_names' datasets at the root or in /xrf; "
+                    "write them with xrfcore.io.write_scan_h5(..., labels=..., label_names=...)"
+                )
+            ds_names = grp["label_names"]
+            if not isinstance(ds_names, h5py.Dataset) or ds_names.ndim != 1 or ds_names.dtype.kind not in "SUO" \
+                    or ds_names.shape[0] > 10000:
+                raise LabelError(f"label file {p}: 'label_names' must be a 1-D dataset of pigment names (strings)")
+            names = []
+            for v in ds_names[()]:
+                if isinstance(v, bytes):
+                    try:
+                        v = v.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise LabelError(f"label file {p}: 'label_names' holds {v[:20]!r}, not UTF-8 text") from None
+                if not isinstance(v, str):
+                    raise LabelError(f"label file {p}: 'label_names' must hold strings, got {type(v).__name__}")
+                names.append(v)
+            arrays = {}
+            for key in ("labels", "labels_top", "labels_bottom"):
+                if key not in grp:
+                    continue
+                ds = grp[key]
+                if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "biu":
+                    kind = "a group" if not isinstance(ds, h5py.Dataset) else f"dtype {ds.dtype}"
+                    raise LabelError(f"label file {p}: {key!r} must be a (H, W, K) dataset of 0/1 integers, got {kind}")
+                expected = (shape[0], shape[1], len(names))
+                if tuple(ds.shape) != expected:
+                    raise LabelError(
+                        f"label file {p}: {key!r} has shape {tuple(ds.shape)}, expected {expected} "
+                        f"for a scan of {shape[0]} x {shape[1]} pixels and {len(names)} label names"
+                    )
+                arrays[key] = np.asarray(ds[()])
+            mask = None
+            if "mask" in grp:
+                ds = grp["mask"]
+                if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "biu" or tuple(ds.shape) != shape:
+                    what = f"shape {tuple(ds.shape)} dtype {ds.dtype}" if isinstance(ds, h5py.Dataset) else "a group"
+                    raise LabelError(f"label file {p}: 'mask' must be a ({shape[0]}, {shape[1]}) boolean dataset, "
+                                     f"got {what}")
+                mask = np.asarray(ds[()]).astype(bool)
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise LabelError(f"label file {p} is damaged ({type(exc).__name__}: {str(exc)[:200]})") from exc
+    return names, arrays, mask
+
+
+def _read_dense(path: Path, shape: tuple[int, int], resolver: _Resolver) -> LabelSet:
+    from xrfcore.errors import ScanReadError
+    from xrfcore.io import run_guarded
+
+    try:  # HDF5's parsing of a damaged file can crash: read in a guarded child
+        names, arrays, mask = run_guarded(_dense_arrays, str(path), shape, path=path, what="the HDF5 library")
+    except ScanReadError as exc:
+        raise LabelError(str(exc)) from exc
     lab = arrays["labels"]
-    if lab.ndim != 3 or lab.shape[:2] != shape or lab.shape[2] != len(names):
-        raise LabelError(
-            f"label file {path}: 'labels' has shape {lab.shape}, expected ({shape[0]}, {shape[1]}, {len(names)}) "
-            f"for a scan of {shape[0]} x {shape[1]} pixels and {len(names)} label names"
-        )
     cols: list[list[int]] = []
     unknown: list[str] = []
     for name in names:
@@ -596,8 +713,6 @@ def _read_dense(path: Path, shape: tuple[int, int], resolver: _Resolver) -> Labe
     bottom = remap(arrays["labels_bottom"]) if "labels_bottom" in arrays else np.zeros_like(labels)
     if mask is None:
         mask = np.ones(shape, dtype=bool)
-    elif mask.shape != shape:
-        raise LabelError(f"label file {path}: 'mask' has shape {mask.shape}, expected {shape}")
     for arr in (labels, top, bottom):
         arr[~mask] = 0
     return LabelSet(labels, top, bottom, mask, list(resolver.classes), [], str(path))

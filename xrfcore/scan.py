@@ -133,7 +133,10 @@ class Scan:
             raise ScanReadError(f"scan counts{where} must be numeric, got dtype {dtype}")
         if not isinstance(calibration, EnergyCalibration):
             raise TypeError(f"calibration must be an EnergyCalibration, got {type(calibration).__name__}")
-        calibration.energies(shape[2])  # raises if the axis is not increasing
+        try:
+            calibration.energies(shape[2])  # raises if the axis is not increasing
+        except CalibrationError as exc:
+            raise CalibrationError(f"{meta.source}: {exc}" if meta.source else str(exc)) from None
         self.counts = counts
         self.calibration = calibration
         self.metadata = meta
@@ -221,10 +224,29 @@ class Scan:
             stop = min(self.n_rows, start + step)
             yield start, stop, self.read_rows(start, stop)
 
+    def iter_blocks(self, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[tuple[int, int, int, int, np.ndarray]]:
+        """Yield ``(row0, row1, col0, col1, block)`` of about ``chunk_bytes`` (as float32) each.
+
+        Whole rows when a row fits, else pieces of one row, so memory stays bounded even when a
+        single row is gigabytes. Blocks are validated like :meth:`read_rows`.
+        """
+        row_bytes = self.n_cols * self.n_channels * 4
+        if row_bytes <= chunk_bytes:
+            for start, stop, block in self.iter_row_chunks(self.default_chunk_rows(chunk_bytes)):
+                yield start, stop, 0, self.n_cols, block
+            return
+        cols = max(1, chunk_bytes // max(self.n_channels * 4, 1))
+        for r in range(self.n_rows):
+            for c0 in range(0, self.n_cols, cols):
+                c1 = min(self.n_cols, c0 + cols)
+                block = np.asarray(self.counts[r : r + 1, c0:c1])
+                _check_counts(block, self.metadata.source, f"row {r}, cols {c0}:{c1}")
+                yield r, r + 1, c0, c1, block
+
     def sum_spectrum(self) -> np.ndarray:
         """Sum over all pixels, shape ``(n_channels,)`` float64."""
         total = np.zeros(self.n_channels, dtype=np.float64)
-        for _, _, block in self.iter_row_chunks():
+        for *_, block in self.iter_blocks():
             total += block.sum(axis=(0, 1), dtype=np.float64)
         return total
 
@@ -235,26 +257,35 @@ class Scan:
     def max_pixel_spectrum(self) -> np.ndarray:
         """Channel-wise maximum over all pixels ("max-pixel spectrum"), float64."""
         out = np.zeros(self.n_channels, dtype=np.float64)
-        for _, _, block in self.iter_row_chunks():
+        for *_, block in self.iter_blocks():
             np.maximum(out, block.max(axis=(0, 1)), out=out)
         return out
 
     def total_counts_map(self) -> np.ndarray:
         """Total counts per pixel, shape ``(n_rows, n_cols)`` float64."""
         out = np.empty((self.n_rows, self.n_cols), dtype=np.float64)
-        for start, stop, block in self.iter_row_chunks():
-            out[start:stop] = block.sum(axis=-1, dtype=np.float64)
+        for r0, r1, c0, c1, block in self.iter_blocks():
+            out[r0:r1, c0:c1] = block.sum(axis=-1, dtype=np.float64)
         return out
 
 
+#: Largest count value accepted in one channel (float counts beyond it are not photon counts).
+MAX_COUNT = 2.0**53
+
+
 def _check_counts(block: np.ndarray, source: str, where: str) -> None:
-    """Raise ScanReadError for NaN/inf or negative counts in ``block``."""
+    """Raise ScanReadError for NaN/inf, implausibly large or negative counts in ``block``."""
     if np.issubdtype(block.dtype, np.floating):
         if not np.all(np.isfinite(block)):
             n_bad = int(np.count_nonzero(~np.isfinite(block)))
             raise ScanReadError(
                 f"{source or 'scan'}: {n_bad} NaN/inf count values in {where}; "
                 "counts must be finite: re-export the scan or replace missing pixels with 0"
+            )
+        if block.size and float(block.max()) > MAX_COUNT:
+            raise ScanReadError(
+                f"{source or 'scan'}: count values up to {float(block.max()):.3g} in {where}, beyond any photon "
+                f"count (limit {MAX_COUNT:.3g}); the file is damaged or does not hold counts"
             )
     if np.issubdtype(block.dtype, np.signedinteger) or np.issubdtype(block.dtype, np.floating):
         if block.size and block.min() < 0:

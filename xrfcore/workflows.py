@@ -722,12 +722,10 @@ def finetune(
     progress(0.96, "saving")
     metrics_file = sidecar_path(out_path, "finetune")
     _check_finetune_output(out_path, base_path)  # nobody created it meanwhile
+    # the model first, then its report: a run killed in between leaves a model without a report,
+    # never a report that names a model which does not exist
+    save_model(new, out_path)
     atomic_write_text(metrics_file, json.dumps(json_safe(report), indent=1) + "\n")
-    try:
-        save_model(new, out_path)
-    except BaseException:
-        metrics_file.unlink(missing_ok=True)
-        raise
     log(f"saved {out_path} (sha256 {new.sha256[:12]}...) and {metrics_file}")
     result: dict[str, Any] = {
         "model": str(out_path.resolve()), "metrics": str(metrics_file.resolve()), "sha256": new.sha256,

@@ -82,7 +82,7 @@ def test_bruker_spx_damaged(tmp_path):
     p = write_spx(tmp_path / "cut.spx", make_cube((1, 1, 64))[0, 0], offset_kev=0.0, gain_kev=0.01)
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ScanReadError, match=r"cut\.spx: rosettasciio cannot read this Bruker file"):
+    with pytest.raises(ScanReadError, match=r"cut\.spx: the \.spx has no <\w+> element; the file is truncated"):
         open_scan(p)
 
 
@@ -92,6 +92,7 @@ def test_damaged_bcf(tmp_path, content):
     # the error path of the .bcf reader is tested: a damaged container is a ScanReadError.
     p = tmp_path / "map.bcf"
     p.write_bytes(content)
-    with pytest.raises(ScanReadError, match=r"map\.bcf: rosettasciio cannot read this Bruker file"):
+    with pytest.raises(ScanReadError, match=r"map\.bcf: (the Bruker container header is cut short|damaged Bruker "
+                       r"container header)"):
         open_scan(p)
     assert p.read_bytes() == content

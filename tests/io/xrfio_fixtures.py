@@ -79,3 +79,64 @@ def write_spx(path: Path, counts: np.ndarray, *, offset_kev: float, gain_kev: fl
     return path
 
 
+
+
+def write_sfs(path: Path, files: dict[str, bytes], *, chunk_size: int = 0x1000, version: float = 2.6) -> Path:
+    """A Bruker/AidAim SFS container (the ``.bcf`` wrapper) holding ``files`` uncompressed.
+
+    ``files`` maps ``"folder/name"`` to contents; folders are created as tree items. Layout as
+    rosettasciio's SFS reader reads it: header chunk 0 (signature, version and chunk size at
+    0x124, tree address / item count / chunk count at 0x140); chunk ``i`` starts at
+    ``chunk_size * i + 0x118`` with a 32-byte chunk header (next-chunk link first) and
+    ``chunk_size - 32`` data bytes; 512-byte tree items; one uint32 pointer per data chunk.
+    """
+    import math
+    import struct
+
+    usable = chunk_size - 32
+    chunks: list[bytes] = []  # index 1.. (0 is the header chunk)
+
+    def new_chunks(data: bytes, *, linked: bool) -> int:
+        n = max(1, math.ceil(len(data) / usable))
+        first = len(chunks) + 1
+        for i in range(n):
+            nxt = first + i + 1 if linked and i < n - 1 else 0
+            body = data[i * usable:(i + 1) * usable].ljust(usable, b"\0")
+            chunks.append(struct.pack("<I", nxt) + b"\0" * 28 + body)
+        return first
+
+    items: list[tuple[str, int, bool]] = []  # (name, parent, is_dir)
+    index: dict[str, int] = {}
+    for name in files:
+        parts = name.split("/")
+        parent = -1
+        for depth, part in enumerate(parts):
+            key = "/".join(parts[: depth + 1])
+            if key not in index:
+                index[key] = len(items)
+                items.append((part, parent, depth < len(parts) - 1))
+            parent = index[key]
+    records = []
+    for key, i in sorted(index.items(), key=lambda kv: kv[1]):
+        name, parent, is_dir = items[i]
+        table, size = 0, 0
+        if not is_dir:
+            data = files[key]
+            size = len(data)
+            first = new_chunks(data, linked=False) if data else 0
+            n = math.ceil(size / usable)
+            pointers = struct.pack(f"<{n}I", *range(first, first + n))
+            table = new_chunks(pointers, linked=True)
+        records.append(struct.pack("<iQQQQIi176s?3s256s32s", table, size, 0, 0, 0, 0, parent, b"", is_dir, b"",
+                                   name.encode(), b""))
+    per_chunk = usable // 0x200  # tree items never straddle chunks
+    tree_data = b"".join(b"".join(records[i:i + per_chunk]).ljust(usable, b"\0")
+                         for i in range(0, len(records), per_chunk))
+    tree = new_chunks(tree_data, linked=True)
+    n_chunks = len(chunks) + 1
+    head = bytearray(chunk_size + 0x118)
+    head[:8] = b"AAMVHFSS"
+    struct.pack_into("<fI", head, 0x124, version, chunk_size)
+    struct.pack_into("<III", head, 0x140, tree, len(records), n_chunks)
+    path.write_bytes(bytes(head) + b"".join(chunks))
+    return path

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xrfcore.atomic import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs({"output": args.output}, {"the input file": args.file})
     from xrfcore.errors import ConfigError
     from xrfcore.io import write_scan_h5
 

@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xrfcore.atomic import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs({"--out": args.out}, {"the input scan": args.scan})
     from xrfcore.workflows import element_maps
 
     elements = [e.strip() for e in args.elements.split(",") if e.strip()] if args.elements else None

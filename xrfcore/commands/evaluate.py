@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xrfcore.atomic import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs({"--json": args.json, "--csv": args.csv},
+                              {"--scan": args.scan, "--labels": args.labels, "--model": args.model})
     from xrfcore.model.metrics import metrics_table
     from xrfcore.workflows import evaluate
 

@@ -67,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xrfcore.atomic import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs({"--out": args.out}, {"--model": args.model, "--scan": args.scan, "--labels": args.labels})
     import json
 
     from xrfcore.errors import LabelError

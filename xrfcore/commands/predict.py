@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xrfcore.atomic import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs({"--out": args.out, "--tiff": args.tiff}, {"the input scan": args.file, "--model": args.model})
     from pathlib import Path
 
     from xrfcore.commands.info import open_from_args

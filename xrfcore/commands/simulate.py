@@ -32,6 +32,9 @@ def options_from_args(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xrfcore.atomic import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs({"--out": args.out}, {"--config": args.config, "--library": args.library})
     import time
     from pathlib import Path
 

@@ -63,6 +63,9 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xrfcore.atomic import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs({"--out": args.out}, {"--data": args.data})
     from xrfcore.model.metrics import metrics_table
     from xrfcore.workflows import ConsoleProgress, no_progress, train, train_configs_from_options
 

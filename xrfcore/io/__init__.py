@@ -22,6 +22,7 @@ from types import ModuleType
 
 from xrfcore.errors import ScanReadError
 from xrfcore.io import bruker, hdf5, numpy_files, rpl, spectra
+from xrfcore.io._guard import memory_budget_bytes, run_guarded
 from xrfcore.io._lazy import CalibrationWarning, H5Array, RawArray, check_not_empty
 from xrfcore.io.writer import write_scan_h5
 from xrfcore.scan import EnergyCalibration, Scan
@@ -35,6 +36,8 @@ __all__ = [
     "H5Array",
     "RawArray",
     "CalibrationWarning",
+    "run_guarded",
+    "memory_budget_bytes",
 ]
 
 #: Format name -> reader module. Checked in this order when sniffing content.

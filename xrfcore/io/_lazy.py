@@ -154,7 +154,7 @@ class H5Array(_LazyBase):
         try:
             with _H5_LOCK, h5py.File(self.path, "r") as f:
                 block = f[self.dataset][file_key]
-        except (OSError, KeyError) as exc:
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:
             raise ScanReadError(
                 f"{self.path}: cannot read {self.dataset!r} ({exc}); the file may be truncated "
                 "or was changed after it was opened: copy it again from the scanner"

@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -113,6 +114,8 @@ def open_scan(
     if rpl is None:
         raise ScanReadError(f"{p}: no .rpl header next to this .raw file; it is needed for the shape and type")
     rpl = check_not_empty(rpl)
+    if rpl.stat().st_size > _MAX_HEADER_BYTES:
+        raise ScanReadError(f"{rpl}: {rpl.stat().st_size} bytes is far too large for a .rpl header; is it the .raw?")
     header = parse_rpl_text(rpl.read_bytes().decode("latin-1"))
     missing = [k for k in _REQUIRED if k not in header]
     if missing:
@@ -178,13 +181,40 @@ def _sibling(p: Path, suffix: str) -> Path | None:
     return None
 
 
+_MAX_HEADER_BYTES = 1 << 20
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+_FLOAT_RE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+#: Largest width, height, depth or offset a header may give.
+_MAX_SIZE = 2**40
+
+
+def _number(p: Path, header: dict[str, str], key: str) -> float:
+    """``header[key]`` as a finite float (ASCII decimal notation only), else ScanReadError naming the key."""
+    text = header[key].strip()
+    if not _FLOAT_RE.fullmatch(text):
+        raise ScanReadError(f"{p}: {key} must be a number, got {header[key]!r}")
+    value = float(text)
+    if not math.isfinite(value):
+        raise ScanReadError(f"{p}: {key} must be a finite number, got {header[key]!r}")
+    return value
+
+
 def _int(p: Path, header: dict[str, str], key: str) -> int:
-    try:
-        value = int(float(header[key]))
-    except ValueError:
-        raise ScanReadError(f"{p}: {key} must be an integer, got {header[key]!r}") from None
+    text = header[key].strip()
+    if _INT_RE.fullmatch(text):
+        value = int(text)
+    else:
+        try:
+            f = _number(p, header, key)
+        except ScanReadError:
+            raise ScanReadError(f"{p}: {key} must be an integer, got {header[key]!r}") from None
+        if f != math.floor(f) or abs(f) > _MAX_SIZE:
+            raise ScanReadError(f"{p}: {key} must be an integer, got {header[key]!r}")
+        value = int(f)
     if value < (0 if key == "offset" else 1):
         raise ScanReadError(f"{p}: {key} must be positive, got {value}")
+    if value > _MAX_SIZE:
+        raise ScanReadError(f"{p}: {key} {value} is far too large for a scan; the header is damaged")
     return value
 
 
@@ -224,13 +254,12 @@ def _record_by(p: Path, header: dict[str, str], depth: int) -> str:
 def _calibration(p: Path, header: dict[str, str]) -> EnergyCalibration | None:
     if "depthscaleorigin" not in header and "depthscaleincrement" not in header:
         if "ev-per-chan" in header:  # Lispix extension: eV per channel, zero offset
-            return make_calibration(p, 0.0, float(header["ev-per-chan"]) / 1000.0)
+            return make_calibration(p, 0.0, _number(p, header, "ev-per-chan") / 1000.0)
         return None
-    try:
-        origin = float(header.get("depthscaleorigin", "0"))
-        inc = float(header["depthscaleincrement"])
-    except (KeyError, ValueError) as exc:
-        raise ScanReadError(f"{p}: depthscaleorigin/depthscaleincrement must both be numbers ({exc})") from None
+    if "depthscaleincrement" not in header:
+        raise ScanReadError(f"{p}: depthscaleorigin is given without depthscaleincrement; give both (keV)")
+    origin = _number(p, header, "depthscaleorigin") if "depthscaleorigin" in header else 0.0
+    inc = _number(p, header, "depthscaleincrement")
     units = header.get("depthscaleunits", header.get("depthscaleunit", "")).lower()
     if units == "ev" or (not units and inc > 0.5):
         if not units:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -203,26 +204,115 @@ def _walk_layer_configs(cfg: Any) -> list[tuple[str, str]]:
     return found
 
 
+#: Largest JSON member of a model file read (bytes); ours are a few kB.
+MAX_JSON_MEMBER_BYTES = 16 << 20
+#: Largest total uncompressed size of a model file's members (bytes).
+MAX_ARCHIVE_BYTES = 4 << 30
+_JSON_MEMBERS = ("config.json", "metadata.json", METADATA_ENTRY)
+
+
+def _json_member(zf: zipfile.ZipFile, name: str, path: Path, *, strict: bool) -> Any:
+    raw = zf.read(name)
+    try:
+        text = raw.decode("utf-8")
+        if strict:
+            def no_constants(c: str) -> Any:
+                raise ValueError(f"{c} is not allowed")
+            return json.loads(text, parse_constant=no_constants)
+        return json.loads(text)
+    except RecursionError:
+        raise ModelError(f"{path}: {name} is nested too deeply to be a model description") from None
+    except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError, NaN/Infinity, huge integers
+        raise ModelError(f"{path}: {name} is not valid JSON ({str(exc)[:200]}); the model file is damaged") from None
+
+
 def _read_archive(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Return (keras config.json, our metadata or None); ModelError if not a .keras zip."""
+    """Return (keras config.json, our metadata or None); ModelError if not a sound .keras zip.
+
+    Member sizes, compression methods and CRCs are checked before anything is parsed, so a
+    damaged or padded archive is refused without reading it into memory.
+    """
     try:
         with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
+            infos = zf.infolist()
+            names = {i.filename for i in infos}
             if "config.json" not in names or "model.weights.h5" not in names:
                 raise ModelError(
                     f"{path} is not a Keras 3 .keras model (config.json/model.weights.h5 missing); "
                     "save the model with keras 3 `model.save('name.keras')`"
                 )
-            config = json.loads(zf.read("config.json"))
-            meta = json.loads(zf.read(METADATA_ENTRY)) if METADATA_ENTRY in names else None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
+            total = 0
+            for info in infos:
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise ModelError(
+                        f"{path}: member {info.filename!r} uses compression method {info.compress_type}, which "
+                        "Keras does not write; the model file is damaged"
+                    )
+                if info.filename in _JSON_MEMBERS and info.file_size > MAX_JSON_MEMBER_BYTES:
+                    raise ModelError(
+                        f"{path}: member {info.filename!r} declares {info.file_size} bytes; a model description is a "
+                        f"few kB (limit {MAX_JSON_MEMBER_BYTES >> 20} MiB): the file is damaged or not a pigment model"
+                    )
+                total += info.file_size
+            if total > MAX_ARCHIVE_BYTES:
+                raise ModelError(f"{path}: the archive declares {total} bytes uncompressed; far too large for a model")
+            bad = zf.testzip()  # CRC of every member, read in small blocks
+            if bad is not None:
+                raise ModelError(f"{path}: member {bad!r} is corrupt (CRC mismatch); copy or train the model again")
+            config = _json_member(zf, "config.json", path, strict=False)
+            meta = _json_member(zf, METADATA_ENTRY, path, strict=True) if METADATA_ENTRY in names else None
+    except ModelError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, KeyError, NotImplementedError,
+            RuntimeError, zlib.error) as exc:
         raise ModelError(f"{path} is not a readable .keras model file ({type(exc).__name__}: {exc}); "
                          "the file may be truncated or corrupt: copy or train it again") from exc
+    if not isinstance(config, dict):
+        raise ModelError(f"{path}: config.json must be a JSON object, got {type(config).__name__}; the file is damaged")
+    if meta is not None and not isinstance(meta, dict):
+        raise ModelError(f"{path}: {METADATA_ENTRY} must be a JSON object, got {type(meta).__name__}")
     return config, meta
 
 
+def _check_metadata(meta: dict[str, Any], path: Path) -> "PreprocessConfig":
+    """Validate our metadata entry before Keras is imported; return its PreprocessConfig."""
+    from xrfcore.errors import ConfigError
+    from xrfcore.preprocess import PreprocessConfig
+
+    version = meta.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise ModelError(f"{path} has model metadata version {str(version)[:40]!r}; this xrfcore reads version "
+                         f"{FORMAT_VERSION}")
+    for key in ("classes", "class_names"):
+        value = meta.get(key)
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise ModelError(f"{path}: model metadata {key!r} must be a non-empty list of strings, got "
+                             f"{str(value)[:60]!r}")
+    if len(meta["classes"]) != len(meta["class_names"]):
+        raise ModelError(f"{path}: model metadata has {len(meta['classes'])} classes but "
+                         f"{len(meta['class_names'])} class names")
+    if not isinstance(meta.get("metadata", {}), dict):
+        raise ModelError(f"{path}: model metadata 'metadata' must be an object, got {type(meta['metadata']).__name__}")
+    if not isinstance(meta.get("preprocess"), dict):
+        raise ModelError(f"{path}: model metadata 'preprocess' must be an object, got "
+                         f"{type(meta.get('preprocess')).__name__}")
+    try:
+        return PreprocessConfig.from_dict(meta["preprocess"])
+    except (KeyError, TypeError, ValueError, ConfigError, CalibrationError) as exc:
+        raise ModelError(f"{path} has invalid model metadata 'preprocess' ({type(exc).__name__}: {exc})") from exc
+
+
 def _check_safe(config: dict[str, Any], path: Path) -> None:
-    for cls, module in _walk_layer_configs(config.get("config", {})) + [(config.get("class_name", ""), config.get("module", ""))]:
+    if config.get("class_name") not in ("Functional", "Sequential") or not isinstance(config.get("config"), dict):
+        raise ModelError(
+            f"{path}: config.json describes a {str(config.get('class_name'))[:40]!r}, not a Keras Functional or "
+            "Sequential model; the file is damaged or not a pigment model"
+        )
+    try:
+        layers = _walk_layer_configs(config.get("config", {}))
+    except RecursionError:
+        raise ModelError(f"{path}: config.json is nested too deeply to be a model") from None
+    for cls, module in layers + [(str(config.get("class_name", "")), str(config.get("module") or ""))]:
         if cls in {"Lambda", "TFSMLayer"} or (module and not module.startswith("keras")):
             raise ModelError(
                 f"{path} contains a {cls!r} layer (module {module!r}) that can run arbitrary code; "
@@ -253,11 +343,6 @@ def load_model(path: str | os.PathLike | None = None) -> ModelBundle:
         If the file is missing, not a ``.keras`` archive, corrupt, carries no
         ``xrf_metadata.json``, or contains a layer that could run code (``Lambda``, custom).
     """
-    import keras
-
-    from xrfcore.errors import ConfigError
-    from xrfcore.preprocess import PreprocessConfig
-
     p = Path(path) if path is not None else default_model_path()
     if not p.is_file():
         raise ModelError(f"model file {p} does not exist; pass --model PATH or train one with `python -m xrfcore train`")
@@ -268,14 +353,15 @@ def load_model(path: str | os.PathLike | None = None) -> ModelBundle:
             f"{p} is a plain Keras model without {METADATA_ENTRY} (pigment classes, preprocessing); "
             "train or finetune it with xrfcore, which saves that information"
         )
+    pre = _check_metadata(meta, p)
+    import keras
+
     try:
         model = keras.saving.load_model(p, safe_mode=True, compile=False)
     except Exception as exc:  # keras raises ValueError/TypeError/OSError for bad content
-        raise ModelError(f"{p} could not be loaded as a safe Keras model: {type(exc).__name__}: {str(exc)[:300]}") from exc
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelError(f"{p} has model metadata version {meta.get('format_version')!r}; this xrfcore reads version {FORMAT_VERSION}")
+        detail = " ".join(str(exc).split())[:300]  # one line: Keras messages span several
+        raise ModelError(f"{p} could not be loaded as a safe Keras model: {type(exc).__name__}: {detail}") from exc
     try:
-        pre = PreprocessConfig.from_dict(meta["preprocess"])
         return ModelBundle(
             model=model,
             classes=list(meta["classes"]),
@@ -285,7 +371,7 @@ def load_model(path: str | os.PathLike | None = None) -> ModelBundle:
             path=p,
             sha256=_sha256(p),
         )
-    except (KeyError, TypeError, ConfigError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{p} has invalid model metadata ({type(exc).__name__}: {exc})") from exc
 
 
