@@ -16,9 +16,23 @@ scan = state.get_scan()
 ref = state.scan_ref()
 bundle = state.get_bundle()
 
+st.checkbox("Scan stops short of the model's energy range (e.g. a 20 keV map): zero-pad the rest; element "
+            "evidence there counts as unknown, not absent", key="allow_short_range")
 with state.show_errors("Cannot compute pigment maps"):
-    cube = state.probability_cube(ref, bundle)
+    all_maps = state.probability_maps(ref, bundle)
 classes = list(bundle.classes)
+if all_maps["covered_share"] < 0.999:
+    st.warning(f"The scan covers {all_maps['covered_share']:.0%} of the model's energy grid; the rest was "
+               "zero-padded and element evidence there is unknown.")
+if all_maps["unexplained_elements"]:
+    from xrfcore.elements.unexplained import summarise_unexplained
+
+    st.warning(summarise_unexplained(all_maps["unexplained_elements"], all_maps["unexplained"]).capitalize() + ".")
+layers = ["any layer"] + (["surface", "hidden"] if all_maps.get("surface") is not None else [])
+layer = st.radio("Layer", layers, horizontal=True, key="maps_layer",
+                 help="surface: in the uppermost paint layer; hidden: under another paint layer (and not also on "
+                      "top). A pigment under thick lead or mercury can be invisible: no line reaches the detector.")
+cube = all_maps[{"any layer": "any", "surface": "surface", "hidden": "hidden"}[layer]]
 names = dict(zip(bundle.classes, bundle.class_names))
 kv = state.tube_kv(scan)
 
@@ -35,6 +49,21 @@ view = c3.radio("View", ["one pigment", "all pigments"], horizontal=True, key="m
 
 elements_of = {c: state.pigment_elements(c, tube_kv=kv) for c in classes}
 above = share_above(cube, threshold)
+
+if all_maps.get("groups") is not None or all_maps["unexplained_elements"]:
+    with st.expander("Same-element groups and lines the library cannot explain"):
+        st.caption("Where the spectrum shows Fe, Pb or Cr but not which pigment carries it, the group's "
+                   "probability is the part that is known.")
+        extra = [(name, all_maps["groups"][..., i]) for i, name in enumerate(bundle.metadata.get(
+            "evidence_model", {}).get("layout", {}).get("groups", []))] if all_maps.get("groups") is not None else []
+        gcols = st.columns(max(1, min(3, len(extra) + len(all_maps["unexplained_elements"]))))
+        for i, (name, image) in enumerate(extra):
+            with gcols[i % len(gcols)]:
+                st.plotly_chart(plots.probability_map(image, title=name, height=260), key=f"maps_group_{i}")
+        for j, el in enumerate(all_maps["unexplained_elements"]):
+            with gcols[(len(extra) + j) % len(gcols)]:
+                st.plotly_chart(plots.map_figure(all_maps["unexplained"][..., j], title=f"{el}: not explained",
+                                                 zmin=0, zmax=1, height=260), key=f"maps_unexplained_{el}")
 
 if view == "all pigments":
     cols = st.columns(4)

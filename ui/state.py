@@ -446,13 +446,16 @@ def cube_key(ref: ScanRef, bundle) -> tuple:
     return (ref, str(bundle.path), bundle.sha256)
 
 
-def probability_cube(ref: ScanRef, bundle, *, batch_size: int = 256) -> np.ndarray:
-    """``(H, W, K)`` probabilities of the active scan; computed once per scan+model with progress."""
+def probability_maps(ref: ScanRef, bundle, *, batch_size: int = 256) -> dict:
+    """Every map of the active scan (:func:`xrfcore.maps.predict_maps`): ``any`` (H, W, K), for evidence
+    models ``groups``/``surface``/``hidden``, ``unexplained`` + ``unexplained_elements``, ``covered_share``.
+    Computed once per scan + model (+ the short-range choice) with a progress bar."""
+    allow_short = bool(st.session_state.get("allow_short_range", False))
     store = _cube_store()
-    key = cube_key(ref, bundle)
+    key = (*cube_key(ref, bundle), allow_short)
     if key in store:
         return store[key]
-    from xrfcore.maps import predict_cube
+    from xrfcore.maps import predict_maps
 
     bar = st.progress(0.0, text="Predicting pigment probabilities…")
 
@@ -460,12 +463,18 @@ def probability_cube(ref: ScanRef, bundle, *, batch_size: int = 256) -> np.ndarr
         frac = float(done) / float(total) if total else float(done)
         bar.progress(min(max(frac, 0.0), 1.0), text=f"Predicting pigment probabilities… {frac:.0%}")
 
-    cube = predict_cube(bundle, load_scan(ref), batch_size=batch_size, progress=progress)
+    maps = predict_maps(bundle, load_scan(ref), batch_size=batch_size, progress=progress,
+                        allow_short_range=allow_short)
     bar.empty()
     while len(store) >= 2:
         store.pop(next(iter(store)))
-    store[key] = np.asarray(cube, dtype=np.float32)
-    return store[key]
+    store[key] = maps
+    return maps
+
+
+def probability_cube(ref: ScanRef, bundle, *, batch_size: int = 256) -> np.ndarray:
+    """``(H, W, K)`` any-layer probabilities of the active scan (see :func:`probability_maps`)."""
+    return probability_maps(ref, bundle, batch_size=batch_size)["any"]
 
 
 # -- uploads ------------------------------------------------------------------------------------

@@ -815,6 +815,12 @@ def predict_maps(
     if int(batch_size) < 1:
         raise ConfigError(f"batch size must be >= 1, got {batch_size}")
     scan_obj = scan if isinstance(scan, Scan) else open_scan(scan)
+    from xrfcore.atomic import refuse_overwriting_inputs
+
+    # the same check as the CLI's, for jobs and pages too: the maps file must not replace the scan or model
+    refuse_overwriting_inputs({"the maps file": out_path, "the PNG folder": png_dir, "the TIFF file": tiff},
+                              {"the scan": None if isinstance(scan, Scan) else scan,
+                               "the scan file": scan_obj.metadata.source or None, "the model": model})
     bundle = load_model(model)
     t0 = time.monotonic()
 

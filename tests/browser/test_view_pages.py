@@ -36,7 +36,10 @@ def test_click_pixel_shows_its_spectrum_and_probabilities(app_server, page, expe
     expect(title).not_to_have_text("pixel (row 32, col 32)", timeout=30_000)
     row, col = map(int, re.findall(r"\d+", title.inner_text()))
     assert abs(row - 47) <= 2 and abs(col - 12) <= 2, (row, col)
-    expect(page.get_by_text(re.compile(r"^Probabilities: CrG \d+%"))).to_be_visible()
+    # wait for the rerun to finish: until then the caption of the previous view can stand beside the new one
+    caption = page.get_by_text(re.compile(r"^Probabilities: CrG \d+%"))
+    expect(caption).to_have_count(1, timeout=30_000)
+    expect(caption).to_be_visible()
     expect(page.locator('[data-testid="stPlotlyChart"]').nth(1)).to_be_visible()  # spectrum + probability bars
     # a second click straight away (no mouse movement in between) must report its own position,
     # not the last hover position plotly remembers: about row 16, column 51
@@ -69,4 +72,7 @@ def test_box_region_shows_mean_spectrum(app_server, page, expect):
     expect(title).to_be_visible(timeout=30_000)
     n = int(re.findall(r"\d+", title.inner_text())[0])
     assert 150 <= n <= 400, n
-    expect(page.get_by_text(re.compile(r"^Probabilities: CrG \d+%"))).to_be_visible()
+    # wait for the rerun to finish: until then the caption of the previous view can stand beside the new one
+    caption = page.get_by_text(re.compile(r"^Probabilities: CrG \d+%"))
+    expect(caption).to_have_count(1, timeout=30_000)
+    expect(caption).to_be_visible()

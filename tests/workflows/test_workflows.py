@@ -132,3 +132,20 @@ def test_importing_the_layer_is_cheap(module):
     code = f"import sys, {module}; print(sorted(m for m in ('tensorflow', 'keras', 'PyMca5', 'dask') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_predict_workflow_refuses_to_write_over_its_scan(tmp_path):
+    """Jobs and pages call the workflow directly: it refuses, like the CLI, to replace the scan with maps."""
+    import numpy as np
+
+    from xrfcore.errors import ConfigError
+    from xrfcore.io import write_scan_h5
+    from xrfcore.scan import EnergyCalibration
+    from xrfcore.workflows import predict_maps
+
+    scan = tmp_path / "s.h5"
+    write_scan_h5(scan, np.ones((2, 2, 2048), np.uint16), EnergyCalibration(-0.96, 0.02))
+    before = scan.read_bytes()
+    with pytest.raises(ConfigError, match="is the scan"):
+        predict_maps(str(scan), str(scan))
+    assert scan.read_bytes() == before

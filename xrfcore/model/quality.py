@@ -22,6 +22,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from xrfcore.model.evidence_model import expected_calibration_error
+
 __all__ = ["detectable", "rule_predictions", "masked_scores", "score_heads", "thin_counts", "MIN_PHOTONS"]
 
 #: Expected photons a pigment's key element must deliver from its layer to count as detectable.
@@ -62,18 +64,6 @@ def rule_predictions(z: np.ndarray, elements: Sequence[str], classes: Sequence[s
     return out
 
 
-def _ece(p: np.ndarray, t: np.ndarray, n_bins: int = 10) -> float:
-    if p.size == 0:
-        return float("nan")
-    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    err = 0.0
-    for b in range(n_bins):
-        sel = bins == b
-        if sel.any():
-            err += sel.mean() * abs(p[sel].mean() - t[sel].mean())
-    return float(err)
-
-
 def masked_scores(y_true: np.ndarray, y_prob: np.ndarray, classes: Sequence[str], *,
                   mask: np.ndarray | None = None, threshold: float = 0.5) -> dict[str, Any]:
     """Per-class F1, sensitivity, precision, support and ECE on the entries where ``mask`` is True.
@@ -94,10 +84,10 @@ def masked_scores(y_true: np.ndarray, y_prob: np.ndarray, classes: Sequence[str]
         per[cls] = {"f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None,
                     "sensitivity": tp / (tp + fn) if tp + fn else None,
                     "precision": tp / (tp + fp) if tp + fp else None,
-                    "support": int(tk.sum()), "n": int(sel.sum()), "ece": _ece(pk, tk.astype(float))}
+                    "support": int(tk.sum()), "n": int(sel.sum()), "ece": expected_calibration_error(pk, tk.astype(float))}
     f1s = [v["f1"] for v in per.values() if v["support"] > 0 and v["f1"] is not None]
     return {"per_pigment": per, "macro_f1": float(np.mean(f1s)) if f1s else None,
-            "pooled_ece": _ece(p[m], t[m].astype(float))}
+            "pooled_ece": expected_calibration_error(p[m], t[m].astype(float))}
 
 
 def score_heads(prob: dict[str, np.ndarray | None], labels_top: np.ndarray, labels_bottom: np.ndarray,
