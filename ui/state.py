@@ -343,6 +343,17 @@ def pigment_elements(cls: str, *, tube_kv: float = 40.0, min_kev: float = 2.8) -
     return visible_elements(library(), cls, tube_kv=tube_kv, min_kev=min_kev)
 
 
+@st.cache_resource(max_entries=8, show_spinner="Estimating the detector resolution…")
+def evidence_config(ref: ScanRef, model_key: str, _bundle=None):
+    """The scan's element-evidence configuration (its tube voltage and detector resolution), the one the
+    pigment maps use, so a pixel in the Inspector gets the probabilities its map shows."""
+    from xrfcore.elements.evidence import EvidenceConfig, config_for_scan
+    from xrfcore.model.evidence_model import spec_of
+
+    spec = spec_of(_bundle) if _bundle is not None else None
+    return config_for_scan(load_scan(ref), spec.evidence if spec is not None else EvidenceConfig())
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def pixel_evidence(ref: ScanRef, row: int, col: int, model_key: str, _bundle=None):
     """:func:`xrfcore.views.pixel_evidence` of one pixel (cached per scan, pixel and model)."""
@@ -350,7 +361,7 @@ def pixel_evidence(ref: ScanRef, row: int, col: int, model_key: str, _bundle=Non
 
     scan = load_scan(ref)
     return evidence(scan.spectrum(int(row), int(col)), scan.calibration, library=library(), bundle=_bundle,
-                    tube_kv=tube_kv(scan))
+                    tube_kv=tube_kv(scan), config=evidence_config(ref, model_key, _bundle=_bundle))
 
 
 # -- model ------------------------------------------------------------------------------------

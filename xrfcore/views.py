@@ -186,7 +186,7 @@ class PixelEvidence:
 
 
 def pixel_evidence(spectrum: np.ndarray, calibration: Any, *, library: Any, bundle: Any = None,
-                   tube_kv: float = 40.0, anode: str | None = "Rh") -> PixelEvidence:
+                   tube_kv: float = 40.0, anode: str | None = "Rh", config: Any = None) -> PixelEvidence:
     """The element fit of one spectrum, and per pigment its probability beside its key elements' evidence.
 
     Parameters
@@ -201,6 +201,10 @@ def pixel_evidence(spectrum: np.ndarray, calibration: Any, *, library: Any, bund
         Tube voltage (kV) of the scan.
     anode : str or None
         Tube anode (its scattered lines are explained).
+    config : EvidenceConfig, optional
+        The scan's evidence configuration (:func:`xrfcore.elements.evidence.config_for_scan`: its
+        detector resolution), used for the fit and the model's evidence input, so the pixel gets the
+        probabilities its maps show; default: the standard configuration with ``tube_kv`` and ``anode``.
     """
     from xrfcore.elements import principal_group
     from xrfcore.elements.evidence import fit_spectrum
@@ -210,14 +214,14 @@ def pixel_evidence(spectrum: np.ndarray, calibration: Any, *, library: Any, bund
     from xrfcore.library import key_elements
 
     y = np.asarray(spectrum, dtype=np.float64)
-    fit = fit_spectrum(y, calibration, tube_kv=tube_kv, anode=anode)
+    fit = fit_spectrum(y, calibration, tube_kv=tube_kv, anode=anode, config=config)
     layers: dict = {}
     classes: list[str] = list(library.classes)
     names = dict(zip(library.classes, library.class_names))
     if bundle is not None:
         from xrfcore.model import predict_layers
 
-        out = predict_layers(bundle, y[None, :], calibration)
+        out = predict_layers(bundle, y[None, :], calibration, evidence_config=config)
         layers = {k: (None if v is None else np.asarray(v, dtype=np.float64)[0]) for k, v in out.items()}
         classes, names = list(bundle.classes), dict(zip(bundle.classes, bundle.class_names))
     rows = []
