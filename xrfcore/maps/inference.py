@@ -216,10 +216,10 @@ def _check(bundle: "ModelBundle", scan: Scan, allow_short_range: bool = False) -
     from xrfcore.errors import CalibrationError
     from xrfcore.model.bundle import check_compatible
 
+    from xrfcore.preprocess.grid import grid_coverage
+
     grid = bundle.preprocess.grid
-    e = scan.calibration.energies(scan.n_channels)
-    covered = max(0.0, min(float(e[-1]), grid.stop_kev) - max(float(e[0]), grid.start_kev))
-    share = covered / (grid.stop_kev - grid.start_kev)
+    share = grid_coverage(scan.calibration, scan.n_channels, grid)
     if not allow_short_range:
         check_compatible(bundle, scan)
     elif share < 0.3:

@@ -404,11 +404,11 @@ def check_compatible(
         If ``classes`` differ from the model's.
     """
     grid = bundle.preprocess.grid
-    energies = scan.calibration.energies(scan.n_channels)
-    half = 0.5 * (energies[-1] - energies[0]) / max(scan.n_channels - 1, 1)
-    e0, e1 = float(energies[0] - half), float(energies[-1] + half)
-    covered = max(0.0, min(e1, grid.stop_kev) - max(e0, grid.start_kev))
-    frac = covered / (grid.stop_kev - grid.start_kev)
+    from xrfcore.preprocess.grid import grid_coverage, source_edges_kev
+
+    edges = source_edges_kev(scan.calibration, scan.n_channels)
+    e0, e1 = float(edges[0]), float(edges[-1])
+    frac = grid_coverage(scan.calibration, scan.n_channels, grid)
     if e0 > grid.start_kev + grid.step_kev or frac < min_coverage:
         raise CalibrationError(
             f"the scan covers {e0:.2f}-{e1:.2f} keV but the model needs {grid.start_kev:.2f}-{grid.stop_kev:.2f} keV "

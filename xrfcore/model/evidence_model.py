@@ -50,6 +50,7 @@ __all__ = [
     "OutputLayout",
     "EvidenceModelSpec",
     "evidence_features",
+    "element_significance",
     "feature_names",
     "gate_matrix",
     "layout_targets",
@@ -111,6 +112,18 @@ def feature_names(elements: Sequence[str] = FEATURE_ELEMENTS) -> list[str]:
     return names + ["Rayleigh/total", "Compton/total", "log10 total counts"]
 
 
+def element_significance(ev: "Evidence", elements: Sequence[str] = FEATURE_ELEMENTS) -> tuple[np.ndarray, np.ndarray]:
+    """Significance ``(n, len(elements))`` float32 of the given elements, 0 where not fitted, and the known mask
+    (False for elements whose lines lie outside the spectra's energy range)."""
+    z = np.zeros((ev.significance.shape[0], len(elements)), np.float32)
+    known = np.zeros(z.shape, bool)
+    for i, el in enumerate(elements):
+        if el in ev.elements:
+            z[:, i] = ev.significance[:, ev.elements.index(el)]
+            known[:, i] = True
+    return z, known
+
+
 def evidence_features(ev: "Evidence", elements: Sequence[str] = FEATURE_ELEMENTS) -> tuple[np.ndarray, np.ndarray]:
     """Evidence vector ``(n, F)`` float32 and the known mask ``(n, len(elements))`` of each element.
 
@@ -119,15 +132,11 @@ def evidence_features(ev: "Evidence", elements: Sequence[str] = FEATURE_ELEMENTS
     """
     n = ev.net_counts.shape[0]
     total = np.maximum(ev.total_counts, 1.0)[:, None]
-    z = np.zeros((n, len(elements)), np.float32)
+    z, known = element_significance(ev, elements)
     ab = np.zeros((n, len(elements)), np.float32)
-    known = np.zeros((n, len(elements)), bool)
     for i, el in enumerate(elements):
         if el in ev.elements:
-            j = ev.elements.index(el)
-            z[:, i] = ev.significance[:, j]
-            ab[:, i] = ev.net_counts[:, j]
-            known[:, i] = True
+            ab[:, i] = ev.net_counts[:, ev.elements.index(el)]
     sig = np.arcsinh(z / 3.0)
     abund = np.log10((np.maximum(ab, 0.0) + 10.0) / total)
     cols = [sig, abund]
@@ -318,10 +327,7 @@ def model_inputs(bundle: "ModelBundle", spectra: np.ndarray, calibration: "Energ
     ev = fit_evidence(spectra, calibration, evidence_config or spec.evidence)
     feats, known = evidence_features(ev, spec.feature_elements)
     feats = (feats - spec.feature_mean) / spec.feature_std
-    z = np.zeros(known.shape, np.float32)
-    for i, el in enumerate(spec.feature_elements):
-        if el in ev.elements:
-            z[:, i] = ev.significance[:, ev.elements.index(el)]
+    z, _ = element_significance(ev, spec.feature_elements)
     return [x[..., None], feats.astype(np.float32)], {"z": z, "known": known, "evidence": ev}
 
 

@@ -50,7 +50,7 @@ def dataset_evidence(path: str | Path, *, feature_elements=None, chunk: int = 40
     import h5py
 
     from xrfcore.elements.evidence import EvidenceConfig, fit_evidence
-    from xrfcore.model.evidence_model import FEATURE_ELEMENTS, evidence_features
+    from xrfcore.model.evidence_model import FEATURE_ELEMENTS, element_significance, evidence_features
     from xrfcore.scan import EnergyCalibration
 
     els = tuple(feature_elements or FEATURE_ELEMENTS)
@@ -81,9 +81,7 @@ def dataset_evidence(path: str | Path, *, feature_elements=None, chunk: int = 40
                     feats = np.zeros((n, fv.shape[1]), np.float32)
                 feats[a + idx] = fv
                 known[a + idx] = kn
-                for i, el in enumerate(els):
-                    if el in ev.elements:
-                        z[a + idx, i] = ev.significance[:, ev.elements.index(el)]
+                z[a + idx] = element_significance(ev, els)[0]
             if progress:
                 progress(min(n, a + chunk), n)
         names = [v.decode() if isinstance(v, bytes) else str(v) for v in f["label_names"][()]]

@@ -11,7 +11,7 @@ import numpy as np
 from xrfcore.errors import CalibrationError, ConfigError
 from xrfcore.scan import EnergyCalibration
 
-__all__ = ["EnergyGrid", "rebin_to_grid", "source_edges_kev"]
+__all__ = ["EnergyGrid", "rebin_to_grid", "source_edges_kev", "grid_coverage"]
 
 _logger = logging.getLogger(__name__)
 
@@ -95,6 +95,19 @@ def source_edges_kev(calibration: EnergyCalibration, n_channels: int) -> np.ndar
             "check the sign and size of the quadratic term"
         )
     return e
+
+
+def grid_coverage(calibration: EnergyCalibration, n_channels: int, grid: EnergyGrid) -> float:
+    """Share (0-1) of ``grid``'s energy range that the detector channels cover (edges, keV).
+
+    Examples
+    --------
+    >>> round(grid_coverage(EnergyCalibration(0.0, 0.01), 2000, EnergyGrid(2.8, 0.04, 680)), 4)  # (19.995 - 2.8) / 27.2
+    0.6322
+    """
+    src = source_edges_kev(calibration, n_channels)
+    lo, hi = max(float(src[0]), grid.start_kev), min(float(src[-1]), grid.stop_kev)
+    return max(0.0, hi - lo) / (grid.stop_kev - grid.start_kev)
 
 
 @functools.lru_cache(maxsize=64)

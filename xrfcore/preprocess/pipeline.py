@@ -135,7 +135,7 @@ def preprocess_steps(
     CalibrationError
         With ``config.pad == "error"`` when the spectra do not cover the grid.
     """
-    from xrfcore.preprocess.grid import source_edges_kev
+    from xrfcore.preprocess.grid import grid_coverage
 
     if not isinstance(config, PreprocessConfig):
         raise ConfigError(f"config must be a PreprocessConfig, got {type(config).__name__}")
@@ -153,9 +153,7 @@ def preprocess_steps(
             parts.setdefault(k, []).append(np.asarray(v, dtype=np.float32))
     out: dict[str, Any] = {k: np.concatenate(v, axis=0) for k, v in parts.items()}
     out["model_input"] = np.concatenate(model_input, axis=0)
-    src = source_edges_kev(calibration, flat.shape[-1])
-    lo, hi = max(float(src[0]), config.grid.start_kev), min(float(src[-1]), config.grid.stop_kev)
-    out["covered_fraction"] = max(0.0, hi - lo) / (config.grid.stop_kev - config.grid.start_kev)
+    out["covered_fraction"] = grid_coverage(calibration, flat.shape[-1], config.grid)
     return out
 
 
