@@ -13,6 +13,7 @@ from ui import jobs_ui, plots, state
 from ui.click_component import plotly_events, take_events
 from xrfcore.errors import LabelError
 from xrfcore.labels import Region, box_to_rectangle, load_labels, save_labels
+from xrfcore.model.evidence_model import spec_of
 
 state.require_router()
 st.title("Finetune")
@@ -160,6 +161,10 @@ epochs2 = j2.number_input("epochs, all layers", 0, 200, 30, key="ft_epochs2")
 frac = j3.slider("train fraction", 0.05, 0.9, 0.2, 0.05, key="ft_frac")
 seed = j4.number_input("seed", 0, 2**31 - 1, 0, key="ft_seed")
 out_name = j5.text_input("new model name", value=f"{bundle.path.stem}-ft", key="ft_out")
+if spec_of(bundle) is not None:
+    st.caption("The active model is evidence-backed: finetuning trains its head (spectrum features + element "
+               "evidence) for the any-layer and group calls; the trunk, the evidence gate and the surface/hidden "
+               "outputs stay as they are, so \"epochs, all layers\" is not used.")
 if st.button("Start finetuning", key="ft_start", disabled=not labels_for_job or bool(ref.calibration), type="primary"):
     from xrfcore.jobs import start_job
     from xrfcore.registry import new_model_path

@@ -436,6 +436,8 @@ def train_evidence(
     epochs: int = 60,
     gate_significance: float = 3.0,
     max_spectra: int | None = None,
+    n_heads: int = 5,
+    trunk_epochs: int = 0,
     progress: Progress = no_progress,
     log: Callable[[str], None] = _no_log,
 ) -> TrainResult:
@@ -450,7 +452,7 @@ def train_evidence(
     base : path-like, optional
         The pretrained paper CNN whose convolutional trunk is kept (default: ``models/paper_cnn.keras``
         next to the shipped model, else the shipped default).
-    seed, epochs, gate_significance, max_spectra
+    seed, epochs, gate_significance, max_spectra, n_heads, trunk_epochs
         See :func:`xrfcore.model.evidence_training.train_evidence_model`.
 
     Returns
@@ -474,7 +476,8 @@ def train_evidence(
     progress(0.0, f"loading base model {base_path.name}")
     base_bundle = load_model(base_path)
     bundle, report = train_evidence_model(base_bundle, data_path, seed=int(seed), epochs=int(epochs),
-                                          gate_significance=float(gate_significance), max_spectra=max_spectra, log=log)
+                                          gate_significance=float(gate_significance), max_spectra=max_spectra,
+                                          n_heads=int(n_heads), trunk_epochs=int(trunk_epochs), log=log)
     progress(0.9, "saving")
     save_model(bundle, out_path)
     report = json_safe({**report, "model": str(out_path), "sha256": bundle.sha256, "base_model": str(base_path),
@@ -486,34 +489,6 @@ def train_evidence(
     progress(1.0, "done")
     return TrainResult(model=out_path, report_path=report_path, curves=curves, metrics_csv=None, report=report,
                        sha256=bundle.sha256 or "")
-
-
-def finetune_base_for(bundle) -> Path | None:
-    """For an evidence-backed model, the paper CNN it was built on (finetuning runs on that); else None.
-
-    The CNN is looked up next to the shipped default (``paper_cnn.keras``) and must have the SHA-256
-    the evidence model's lineage records.
-
-    Raises
-    ------
-    ModelError
-        If the bundle is an evidence model whose paper CNN cannot be found.
-    """
-    from xrfcore.common import sha256_file
-    from xrfcore.model.evidence_model import spec_of
-
-    if spec_of(bundle) is None:
-        return None
-    want = next((step.get("from_sha256") for step in reversed(bundle.metadata.get("lineage", []))
-                 if step.get("step") == "evidence head"), None)
-    candidates = [_paper_cnn_path()]
-    if bundle.path is not None:
-        candidates.insert(0, Path(bundle.path).with_name("paper_cnn.keras"))
-    for p in candidates:
-        if p.is_file() and p != bundle.path and (want is None or sha256_file(p) == want):
-            return p
-    raise ModelError(f"{bundle.path} is an evidence-backed model; finetuning needs the paper CNN it was built on "
-                     f"(sha256 {str(want)[:12]}...) as paper_cnn.keras next to it; finetune that CNN with --model")
 
 
 def _paper_cnn_path() -> Path:
@@ -663,6 +638,7 @@ def finetune(
     from xrfcore.io import open_scan
     from xrfcore.labels import load_labels
     from xrfcore.model.bundle import check_compatible, load_model, save_model
+    from xrfcore.model.evidence_model import spec_of
     from xrfcore.model.finetuning import finetune_labelled, labelled_scan
     from xrfcore.model.lineage import TRAINING_PIXELS_KEY, training_record
     from xrfcore.model.metrics import metrics_summary
@@ -679,11 +655,10 @@ def finetune(
     _check_finetune_output(out_path, base_path)
     progress(0.0, "loading model and labelled pixels")
     bundle = load_model(base_path)
-    cnn_path = finetune_base_for(bundle)
-    if cnn_path is not None:
-        log(f"{base_path.name} is an evidence-backed model; finetuning starts from the paper CNN it was built on, "
-            f"{cnn_path} (the finetuned model is a plain CNN: no evidence gate, layer outputs or calibration)")
-        base_path, bundle = cnn_path, load_model(cnn_path)
+    evidence = spec_of(bundle) is not None
+    if evidence:
+        log(f"{base_path.name} is an evidence-backed model: its head (trunk features + element evidence) is "
+            "finetuned, the trunk, the evidence gate and the layer outputs stay")
     log(f"base model {base_path} (sha256 {bundle.sha256[:12]}...), classes {', '.join(bundle.classes)}")
     data, sources = [], []
     for scan_file, label_file in zip(scans, labels):
@@ -695,7 +670,7 @@ def finetune(
                         "n_labelled": int(ls.n_labelled), "n_regions": int(ls.n_regions)})
         log(f"{scan_file}: {ls.n_labelled} labelled pixels in {ls.n_regions} regions from {label_file}")
     progress(0.05, "preparing training data (split, augmentation, simulation)")
-    total = max(1, config.stage1_epochs + config.stage2_epochs)
+    total = max(1, config.stage1_epochs + (0 if evidence else config.stage2_epochs))
     on_epoch = _epoch_progress(progress, total, start=0.15, stop=0.92, log=log)
     new, rep = finetune_labelled(bundle, data, config=config, progress=on_epoch, log=log)
     before, after, split = rep["before"], rep["after"], rep["split"]

@@ -151,3 +151,57 @@ def test_evaluate_scores_surface_and_hidden_layers(trained, tmp_path):
     vm = metrics["hidden"]["per_pigment"]["VM"]
     # vermilion under a top layer that holds no vermilion is a hidden positive; on top it is a negative
     assert vm["support"] > 0 and metrics["surface"]["per_pigment"]["VM"]["support"] > vm["support"]
+
+
+def test_layer_outputs_leave_out_undetectable_positives_only():
+    from xrfcore.model.evidence_model import layout_scored
+
+    classes = ["LW", "VM", "ZW"]
+    top = np.array([[0, 1, 0], [1, 0, 0]], np.uint8)      # VM on top / LW alone
+    bottom = np.array([[1, 0, 1], [0, 0, 0]], np.uint8)   # LW and ZW under the VM
+    det = np.zeros((2, 2, 3), bool)
+    det[0, 0, 1] = True   # the VM is seen
+    det[0, 1, 0] = True   # the LW under it is seen, the ZW is not
+    scored = layout_scored(top, bottom, det, classes)
+    sl = default_layout(classes).slices()
+    # any and groups: every entry; surface: the unseen top LW of row 2 left out; hidden: only the unseen ZW
+    assert scored[:, sl["any"]].all() and scored[:, sl["groups"]].all()
+    assert scored[0, sl["surface"]].tolist() == [True, True, True]
+    assert scored[1, sl["surface"]].tolist() == [False, True, True]
+    assert scored[0, sl["hidden"]].tolist() == [True, True, False]
+    assert scored[1, sl["hidden"]].all()
+
+
+def test_masked_loss_ignores_left_out_entries():
+    import keras
+
+    from xrfcore.model.evidence_training import masked_binary_crossentropy
+
+    y = np.array([[1.0, -1.0], [0.0, -1.0]], np.float32)
+    p1 = np.array([[0.9, 0.01], [0.1, 0.99]], np.float32)
+    p2 = np.array([[0.9, 0.99], [0.1, 0.01]], np.float32)  # differs only in the left-out column
+    l1 = keras.ops.convert_to_numpy(masked_binary_crossentropy(y, p1))
+    l2 = keras.ops.convert_to_numpy(masked_binary_crossentropy(y, p2))
+    np.testing.assert_allclose(l1, l2, rtol=1e-6)
+    np.testing.assert_allclose(l1, -np.log(0.9) / 2, rtol=1e-5)
+
+
+def test_models_saved_before_the_new_line_ratios_keep_their_features():
+    from xrfcore.elements.evidence import EvidenceConfig
+    from xrfcore.model.evidence_model import LEGACY_RATIOS, EvidenceModelSpec
+
+    lay = default_layout(["LW", "VM"])
+    spec = EvidenceModelSpec(evidence=EvidenceConfig(), layout=lay, feature_elements=FEATURE_ELEMENTS,
+                             feature_mean=np.zeros(len(feature_names())), feature_std=np.ones(len(feature_names())),
+                             gate_significance=3.0, calibration=None)
+    d = spec.to_dict()
+    back_new = EvidenceModelSpec.from_dict(d)
+    assert back_new.ratios == spec.ratios and back_new.evidence == spec.evidence
+    old = {k: v for k, v in d.items() if k != "ratio_features"}
+    old["evidence"] = {k: v for k, v in d["evidence"].items() if k != "split_k"}
+    n_old = len(feature_names(FEATURE_ELEMENTS, LEGACY_RATIOS))
+    old["feature_mean"], old["feature_std"] = [0.0] * n_old, [1.0] * n_old
+    back = EvidenceModelSpec.from_dict(old)
+    assert back.ratios == LEGACY_RATIOS and back.evidence.split_k == ()
+    with pytest.raises(Exception, match="feature means"):
+        EvidenceModelSpec.from_dict({**old, "ratio_features": list(spec.ratios)})

@@ -67,6 +67,10 @@ def test_file_contract_and_same_content_for_any_worker_count(tmp_path):
     ({"class_weights": {"LW": 0}}, "must be a number > 0"),
     ({"class_weights": {"LW": "many"}}, "must be a number > 0"),
     ({"class_weights": {}}, "non-empty mapping"),
+    ({"companions": {"RL": {"LW": 1.5}}}, "probability in \\[0, 1\\]"),
+    ({"companions": {"RL": {"RL": 0.5}}}, "for another class"),
+    ({"companions": {"RL": {}}}, "non-empty mapping"),
+    ({"companions": ["RL", "LW"]}, "mapping class"),
 ])
 def test_bad_config(bad, match):
     with pytest.raises(ConfigError, match=match):
@@ -122,3 +126,58 @@ def test_config_of_earlier_training_files_still_reads():
     assert SimConfig.from_dict(old) == SimConfig()
     with pytest.raises(ConfigError, match="unknown simulation config keys \\['partner_twins_p'\\]"):
         SimConfig.from_dict({"partner_twins_p": 0.5})
+
+
+def test_companions_join_their_class_and_keep_the_rest_of_the_draw():
+    lib = load_library()
+    classes = list(lib.classes)
+    rl, lw = classes.index("RL"), classes.index("LW")
+    base = SimConfig(n_channels=2048, batch_size=16, gain_ev=(15.0, 20.0))
+    paired = SimConfig(n_channels=2048, batch_size=16, gain_ev=(15.0, 20.0), companions={"RL": {"LW": 1.0}})
+    b0 = sample_batch(base, np.random.SeedSequence(8), 300, lib)
+    b1 = sample_batch(paired, np.random.SeedSequence(8), 300, lib)
+    for b, want in ((b1, 1.0), (b0, None)):
+        for key in ("labels_top", "labels_bottom"):
+            lab = b[key]
+            with_rl = lab[:, rl] == 1
+            assert with_rl.sum() > 20
+            share = lab[with_rl, lw].mean()
+            if want is None:
+                assert share < 0.6  # no companions: lead white beside red lead only by chance
+            else:
+                assert share == want  # every layer that holds red lead also holds lead white
+    # RL is drawn as often as before, and its layers' fractions still sum to 1
+    assert abs(b1["labels"][:, rl].mean() - b0["labels"][:, rl].mean()) < 0.08
+    frac = b1["params/top_fractions"]
+    np.testing.assert_allclose(frac.sum(axis=1), 1.0, atol=1e-5)
+    assert SimConfig.from_dict(paired.to_dict()) == paired
+    with pytest.raises(ConfigError, match="Smalt.*not classes of the pigment library"):
+        sample_batch(SimConfig(companions={"RL": {"Smalt": 0.5}}), np.random.SeedSequence(1), 4, lib)
+
+
+def test_layer_photons_say_what_each_layer_delivers(tmp_path):
+    from xrfcore.model.quality import detectable
+    from xrfcore.physics import library_elements
+
+    lib = load_library()
+    b = sample_batch(SMALL, np.random.SeedSequence(5), 40, lib)
+    lp = b["layer_photons"]
+    els = list(library_elements(lib))
+    assert lp.shape == (40, 2, len(els)) and lp.dtype == np.float32 and np.all(lp >= 0)
+    one = b["params/n_paint_layers"] == 1
+    assert np.all(lp[one, 1] == 0)  # one paint layer: nothing "below"
+    # photons of one layer's elements never exceed the counts of the spectrum
+    assert np.all(lp.sum(axis=(1, 2)) <= b["params/total_counts"] * 1.001)
+    # an element no pigment of the upper layer holds delivers no photons from it
+    from xrfcore.simulate.dataset import pigment_matrix
+
+    _, pm, _ = pigment_matrix(lib, tuple(els))
+    held = (b["params/top_fractions"] @ pm) > 0  # (n, E)
+    assert np.all(lp[:, 0][~held] == 0) and np.any(lp[:, 0][held] > 0)
+    # most pigments of the upper layer show their key elements
+    det = detectable(lp, els, list(lib.classes), min_photons=1.0)
+    assert det[:, 0][b["labels_top"] == 1].mean() > 0.8
+    path = simulate_dataset(tmp_path / "s.h5", n=16, seed=3, config=SMALL, workers=1, progress=lambda d, n: None)
+    with h5py.File(path) as f:
+        assert f["layer_photons"].shape == (16, 2, len(els))
+        assert [x.decode() for x in f["photon_elements"][:]] == els

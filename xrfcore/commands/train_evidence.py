@@ -33,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gate-significance", type=float, default=3.0,
                         help="sigma an output's key elements need (default 3, the single-spectrum identification threshold)")
     parser.add_argument("--max-spectra", type=int, default=None, help="use only the first N spectra")
+    parser.add_argument("--heads", type=int, default=5,
+                        help="heads trained with seeds seed, seed+1, ... and averaged (default 5)")
+    parser.add_argument("--trunk-epochs", type=int, default=0,
+                        help="first train a copy of the base CNN's trunk end to end for up to N epochs "
+                             "(default 0: the trunk stays frozen)")
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
 
 
@@ -46,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     refuse_overwriting_inputs({"--out": args.out}, inputs)
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     result = train_evidence(args.data, args.out, base=args.base, seed=args.seed, epochs=args.epochs,
-                            gate_significance=args.gate_significance, max_spectra=args.max_spectra, log=log)
+                            gate_significance=args.gate_significance, max_spectra=args.max_spectra,
+                            n_heads=args.heads, trunk_epochs=args.trunk_epochs, log=log)
     for head, m in result.report["test"].items():
         print(f"{head:8s} test macro F1 {m['macro']['f1']:.3f}  ECE {result.report['calibration'][head]['ece']:.4f}")
     print(f"wrote {result.model}, {result.report_path}, {result.curves}")

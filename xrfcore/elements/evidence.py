@@ -3,10 +3,12 @@
 Every spectrum is fitted, by one linear least-squares solve shared by all spectra, with templates
 on the detector response:
 
-* one template per excitable line family of each candidate element (K; L split into its L1, L2
-  and L3 subshell lines, so absorption edges of other elements between them cannot fake a line;
-  M), built from the xraylib line energies and relative rates (cascades included), the detector
-  efficiency, Gaussian peaks with Fano + noise width and their Si escape peaks;
+* one template per excitable line family of each candidate element (K, split into K-alpha and K-beta
+  for the K-line elements of paint, :data:`SPLIT_K_ELEMENTS`; L split into its L1, L2 and L3 subshell
+  lines, so absorption edges of other elements between them cannot fake a line; M), built from the
+  xraylib line energies and relative rates (cascades included), the detector efficiency, Gaussian
+  peaks with Fano + noise width and their Si escape peaks. Split templates let the layers above
+  change the line ratios (the depth evidence the model reads);
 * Rayleigh and Compton scatter of the tube anode's lines (two Compton widths);
 * a smooth background (cubic B-splines, one knot every ``background_knot_kev``);
 * pile-up: the spectrum's own self-convolution (sum peaks), one amplitude per spectrum, eliminated
@@ -17,7 +19,10 @@ from Poisson statistics propagated through the linear estimator, with the fitted
 variance, plus a small systematic term (:attr:`EvidenceConfig.systematic`), and is scaled by the
 spectrum's reduced chi-square where that exceeds 1 (the Birge ratio: a spectrum the templates do not
 describe, such as a real detector's peak tails at millions of counts, claims less);
-``significance = net / sigma``. An element absent from the spectrum gives a significance
+``significance = net / sigma``, the largest of: the principal family's total, its K and L families,
+its strongest template, and its *nominal-ratio* estimate (the split templates combined at the atomic
+line ratios, weighted by their covariance: where Pb L3 La sits on As Ka, Pb L2 Lb and L1 still
+carry Pb). An element absent from the spectrum gives a significance
 distributed about N(0, 1) where the template model is right; systematic errors (a detector
 resolution or peak shape unlike the templates) add to it, so identification uses thresholds well
 above 3 (see :mod:`xrfcore.elements.identify`).
@@ -58,6 +63,7 @@ __all__ = [
     "with_scan",
     "config_for_scan",
     "NOISE_STEPS_EV",
+    "SPLIT_K_ELEMENTS",
 ]
 
 #: Elements fitted by default: pigments, grounds, fillers and common impurities of paintings, plus
@@ -69,6 +75,9 @@ EVIDENCE_ELEMENTS: tuple[str, ...] = (
     "S", "Cl", "Ar", "K", "Ca", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "As", "Se",
     "Sr", "Zr", "Mo", "Ag", "Cd", "Sn", "Sb", "I", "Ba", "Au", "Hg", "Pb",
 )
+
+#: K-line elements of paint whose K-alpha and K-beta get separate templates by default (depth evidence).
+SPLIT_K_ELEMENTS: tuple[str, ...] = ("Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "As")
 
 #: From this atomic number (W) on, each L subshell's lines are split in two templates (see _line_rows).
 HEAVY_SPLIT_Z = 74
@@ -114,6 +123,11 @@ class EvidenceConfig:
     edge_elements : tuple of str
         Elements whose L absorption edges step the scattered continuum down (the strong absorbers of
         paintings: Hg, Pb); a step template per edge. Edges of absent elements only add freedom.
+    split_k : tuple of str
+        Elements whose K family is fitted as two templates, K-alpha and K-beta (``"Zn K Ka"``,
+        ``"Zn K Kb"``): paint above a layer absorbs K-alpha more than K-beta, so their ratio tells
+        how deep the element lies. Their significance still uses both lines at the nominal ratio.
+        Configs saved before this field existed read as ``()``.
     """
 
     elements: tuple[str, ...] = EVIDENCE_ELEMENTS
@@ -131,6 +145,7 @@ class EvidenceConfig:
     systematic: float = 0.003
     scatter_kev: tuple[float, ...] = ()
     edge_elements: tuple[str, ...] = ("Hg", "Pb")
+    split_k: tuple[str, ...] = SPLIT_K_ELEMENTS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "elements", tuple(str(e) for e in self.elements))
@@ -139,6 +154,7 @@ class EvidenceConfig:
         object.__setattr__(self, "systematic", float(self.systematic))
         object.__setattr__(self, "scatter_kev", tuple(float(e) for e in self.scatter_kev))
         object.__setattr__(self, "edge_elements", tuple(str(e) for e in self.edge_elements))
+        object.__setattr__(self, "split_k", tuple(str(e) for e in self.split_k))
         if any(not (math.isfinite(e) and e > 0) for e in self.scatter_kev):
             raise ConfigError(f"EvidenceConfig.scatter_kev must hold energies > 0 keV, got {self.scatter_kev}")
         for name in ("tube_kv", "e_min_kev", "e_max_kev", "step_kev", "noise_ev", "fano", "background_knot_kev"):
@@ -157,6 +173,7 @@ class EvidenceConfig:
         d["elements"] = list(self.elements)
         d["scatter_kev"] = list(self.scatter_kev)
         d["edge_elements"] = list(self.edge_elements)
+        d["split_k"] = list(self.split_k)
         return d
 
     @classmethod
@@ -167,7 +184,8 @@ class EvidenceConfig:
         if bad:
             raise ConfigError(f"unknown evidence config keys {bad}; known: {sorted(cls.__dataclass_fields__)}")
         d = dict(d)
-        for key in ("elements", "scatter_kev", "edge_elements"):
+        d.setdefault("split_k", ())  # saved before K-alpha/K-beta were split
+        for key in ("elements", "scatter_kev", "edge_elements", "split_k"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)
@@ -201,6 +219,11 @@ class FitTemplates:
         0/1: which templates make each element's principal family.
     main_rows : (n_elements, n_templates) ndarray
         0/1: the principal family's strongest template (``Pb L3 La``, ``Fe K``).
+    nominal_rows : (n_elements, n_templates) ndarray
+        Weights of the principal family's templates in its best linear estimate *at the nominal line
+        ratios* (no absorption by the layers above): ``C^-1 r / (r^T C^-1 r)`` with ``r`` the
+        templates' nominal shares and ``C`` their white-noise covariance. Where one template overlaps
+        another element's line (Pb L3 La on As Ka), the others (Pb L2 Lb, L1) carry the estimate.
     family_rows : dict of str -> (n_elements, n_templates) ndarray
         0/1 per family ("K", "L", "M").
     """
@@ -217,10 +240,12 @@ class FitTemplates:
     element_rows: np.ndarray
     family_rows: dict = field(default_factory=dict)
     main_rows: np.ndarray | None = None
+    nominal_rows: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         main = self.main_rows if self.main_rows is not None else self.element_rows
-        rows = np.concatenate([self.element_rows] + [self.family_rows[f] for f in ("K", "L", "M")] + [main])
+        nominal = self.nominal_rows if self.nominal_rows is not None else main
+        rows = np.concatenate([self.element_rows] + [self.family_rows[f] for f in ("K", "L", "M")] + [main, nominal])
         for name, value in (("matrix32", self.matrix), ("pinv32", self.pinv), ("combine_rows32", rows),
                             ("combine_pinv32", rows @ self.pinv)):
             a = np.ascontiguousarray(value, dtype=np.float32)
@@ -250,11 +275,11 @@ def _line_rows(symbol: str, config: EvidenceConfig, e_lo: float, e_hi: float):
 
     ``share`` is the template's raw weight (relative rates x detector efficiency) before normalising.
     """
-    return _line_rows_cached(symbol, float(config.tube_kv), float(e_lo), float(e_hi))
+    return _line_rows_cached(symbol, float(config.tube_kv), float(e_lo), float(e_hi), symbol in config.split_k)
 
 
 @functools.lru_cache(maxsize=4096)
-def _line_rows_cached(symbol: str, tube_kv: float, e_lo: float, e_hi: float):
+def _line_rows_cached(symbol: str, tube_kv: float, e_lo: float, e_hi: float, split_k: bool = False):
     from xrfcore.elements.lines import emission_lines
     from xrfcore.physics.detector import detector_efficiency
 
@@ -266,6 +291,8 @@ def _line_rows_cached(symbol: str, tube_kv: float, e_lo: float, e_hi: float):
     groups: dict[tuple[str, str], list] = {}
     for ln in lines:
         shell = ln.name.split("/")[0][:2] if ln.family == "L" else ln.family
+        if split_k and ln.family == "K":
+            shell = f"K {ln.group}"  # K Ka / K Kb
         if heavy and ln.family == "L":
             # absorption edges of the matrix (Hg L3 12.28, Pb L3 13.04 keV) fall between the lines of one
             # subshell: alpha/l and beta of L3, beta/eta and gamma of L2, beta and gamma of L1 get their own
@@ -397,6 +424,8 @@ def fit_templates(config: EvidenceConfig, e_hi_kev: float) -> FitTemplates:
     index = {el: i for i, el in enumerate(elements)}
     element_rows = np.zeros((len(elements), len(names)))
     main_rows = np.zeros((len(elements), len(names)))
+    nominal_rows = np.zeros((len(elements), len(names)))
+    cov0 = np.linalg.inv(gram)  # white-noise covariance of the amplitudes
     family_rows = {f: np.zeros((len(elements), len(names))) for f in ("K", "L", "M")}
     for j, (owner, fam) in enumerate(zip(owners, fams)):
         if owner in index:
@@ -414,11 +443,16 @@ def fit_templates(config: EvidenceConfig, e_hi_kev: float) -> FitTemplates:
         cols = np.flatnonzero(family_rows[main][i])
         best = max(cols, key=lambda j: shares.get(names[j], 0.0))
         main_rows[i, best] = 1.0
-    for a in (matrix, pinv, element_rows, main_rows, *family_rows.values()):
+        r = np.array([shares.get(names[j], 0.0) for j in cols])
+        r = r / r.sum()
+        g = np.linalg.solve(cov0[np.ix_(cols, cols)], r)
+        nominal_rows[i, cols] = g / float(r @ g)
+    for a in (matrix, pinv, element_rows, main_rows, nominal_rows, *family_rows.values()):
         a.setflags(write=False)
     return FitTemplates(calibration=cal, n_channels=n, window=window, names=tuple(names), owners=tuple(owners),
                         families=tuple(fams), matrix=matrix, pinv=pinv, elements=elements,
-                        element_rows=element_rows, family_rows=family_rows, main_rows=main_rows)
+                        element_rows=element_rows, family_rows=family_rows, main_rows=main_rows,
+                        nominal_rows=nominal_rows)
 
 
 @dataclass
@@ -586,7 +620,7 @@ def _solve(y_full: np.ndarray, tpl: FitTemplates, pileup: bool, systematic: floa
         fitted = amp @ T
     fitted_before_clip = fitted
     v = np.maximum(fitted, 1.0)
-    rows = tpl.combine_rows32                            # (R, k): principal family, then K, L, M per element
+    rows = tpl.combine_rows32                            # (R, k): principal family, K, L, M, main, nominal
     pe = tpl.combine_pinv32                              # (R, C) = rows @ P
     net = amp @ rows.T                                   # (n, R)
     var = v @ (pe * pe).T
@@ -606,8 +640,8 @@ def _solve(y_full: np.ndarray, tpl: FitTemplates, pileup: bool, systematic: floa
     z_all = net / sigma
     has = tpl.combine_has                                # (R,) bool: row has a template
     z_all = np.where(has[None, :], z_all, -np.inf)
-    # principal family, K, L, the principal family's main template (M only through the principal family)
-    z = z_all.reshape(-1, 5, e)[:, [0, 1, 2, 4]].max(axis=1)
+    # principal family, K, L, its main template, its nominal-ratio estimate (M only through the principal family)
+    z = z_all.reshape(-1, 6, e)[:, [0, 1, 2, 4, 5]].max(axis=1)
     fams = {f: np.where(has[None, (i + 1) * e:(i + 2) * e], net[:, (i + 1) * e:(i + 2) * e], 0.0)
             for i, f in enumerate(("K", "L", "M"))}
     return {"amplitudes": amp, "pileup": c, "net": net[:, :e], "sigma": sigma[:, :e], "z": z, "families": fams,

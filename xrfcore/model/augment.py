@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from xrfcore.scan import EnergyCalibration
 
 __all__ = ["thin_counts", "broaden_counts", "jitter_calibration", "model_inputs", "network_input",
-           "augment_labelled"]
+           "augment_labelled", "augmented_counts"]
 
 _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
@@ -137,16 +137,44 @@ def network_input(x: np.ndarray) -> np.ndarray:
     return x[:, :, None] if x.ndim == 2 else x
 
 
+def augmented_counts(spectra: np.ndarray, labels: np.ndarray, calibration: "EnergyCalibration", *, copies: int = 2,
+                     seed: int = 0, keep: tuple[float, float] = (0.1, 1.0),
+                     extra_fwhm_ev: tuple[float, float] = (0.0, 60.0), offset_sd_kev: float = 0.005,
+                     gain_rel_sd: float = 0.001, max_spectra: int | None = None
+                     ) -> list[tuple[np.ndarray, "EnergyCalibration", np.ndarray]]:
+    """Augmented copies of labelled raw spectra, as raw counts: one ``(counts, calibration, labels)`` per copy.
+
+    Each copy thins every spectrum (keep probability log-uniform in ``keep``), widens its peaks
+    by an extra FWHM uniform in ``extra_fwhm_ev`` (eV, added in quadrature) and is read with one
+    jittered calibration (:func:`jitter_calibration`). ``max_spectra`` bounds the spectra per copy
+    (a seeded subset). :func:`augment_labelled` turns them into model input.
+    """
+    spectra = np.asarray(spectra)
+    labels = np.asarray(labels).astype(np.uint8)
+    if spectra.ndim != 2 or labels.ndim != 2 or labels.shape[0] != spectra.shape[0]:
+        raise ConfigError(f"expected spectra (n, C) and labels (n, K), got {spectra.shape} and {labels.shape}")
+    if keep[0] <= 0 or keep[1] > 1 or keep[0] > keep[1]:
+        raise ConfigError(f"keep must be (low, high) within (0, 1], got {keep}")
+    rng = np.random.default_rng(seed)
+    out = []
+    n = spectra.shape[0]
+    for _ in range(int(copies)):
+        idx = np.arange(n) if max_spectra is None or max_spectra >= n else np.sort(rng.choice(n, max_spectra, replace=False))
+        p = np.exp(rng.uniform(np.log(keep[0]), np.log(keep[1]), idx.size))
+        c = thin_counts(spectra[idx], p, rng)
+        fwhm_kev = rng.uniform(*extra_fwhm_ev, idx.size) * 1e-3
+        c = broaden_counts(c, fwhm_kev / _FWHM_PER_SIGMA, calibration.gain_kev, rng)
+        cal = jitter_calibration(calibration, rng, offset_sd_kev=offset_sd_kev, gain_rel_sd=gain_rel_sd)
+        out.append((c, cal, labels[idx]))
+    return out
+
+
 def augment_labelled(spectra: np.ndarray, labels: np.ndarray, calibration: "EnergyCalibration",
                      config: "PreprocessConfig", *, copies: int = 2, seed: int = 0,
                      keep: tuple[float, float] = (0.1, 1.0), extra_fwhm_ev: tuple[float, float] = (0.0, 60.0),
                      offset_sd_kev: float = 0.005, gain_rel_sd: float = 0.001,
                      max_spectra: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Augmented copies of labelled raw spectra, as model input.
-
-    Each copy thins every spectrum (keep probability log-uniform in ``keep``), widens its peaks
-    by an extra FWHM uniform in ``extra_fwhm_ev`` (eV, added in quadrature) and reads the copy with
-    one jittered calibration (:func:`jitter_calibration`).
+    """Augmented copies of labelled raw spectra (:func:`augmented_counts`), as model input.
 
     Parameters
     ----------
@@ -159,36 +187,18 @@ def augment_labelled(spectra: np.ndarray, labels: np.ndarray, calibration: "Ener
     copies : int
         Augmented copies per spectrum (0 returns empty arrays).
     seed : int
-    keep, extra_fwhm_ev, offset_sd_kev, gain_rel_sd
-        Augmentation ranges (see above).
-    max_spectra : int, optional
-        Augment at most this many spectra per copy (a seeded subset), to bound the cost.
+    keep, extra_fwhm_ev, offset_sd_kev, gain_rel_sd, max_spectra
+        See :func:`augmented_counts`.
 
     Returns
     -------
     X : (n_out, grid.n_channels) float32
     Y : (n_out, K) uint8
     """
-    spectra = np.asarray(spectra)
-    labels = np.asarray(labels).astype(np.uint8)
-    if spectra.ndim != 2 or labels.ndim != 2 or labels.shape[0] != spectra.shape[0]:
-        raise ConfigError(f"expected spectra (n, C) and labels (n, K), got {spectra.shape} and {labels.shape}")
-    if keep[0] <= 0 or keep[1] > 1 or keep[0] > keep[1]:
-        raise ConfigError(f"keep must be (low, high) within (0, 1], got {keep}")
-    rng = np.random.default_rng(seed)
-    xs: list[np.ndarray] = []
-    ys: list[np.ndarray] = []
-    n = spectra.shape[0]
-    for _ in range(int(copies)):
-        idx = np.arange(n) if max_spectra is None or max_spectra >= n else np.sort(rng.choice(n, max_spectra, replace=False))
-        p = np.exp(rng.uniform(np.log(keep[0]), np.log(keep[1]), idx.size))
-        c = thin_counts(spectra[idx], p, rng)
-        fwhm_kev = rng.uniform(*extra_fwhm_ev, idx.size) * 1e-3
-        c = broaden_counts(c, fwhm_kev / _FWHM_PER_SIGMA, calibration.gain_kev, rng)
-        cal = jitter_calibration(calibration, rng, offset_sd_kev=offset_sd_kev, gain_rel_sd=gain_rel_sd)
-        xs.append(model_inputs(c, cal, config))
-        ys.append(labels[idx])
-    if not xs:
-        return np.zeros((0, config.grid.n_channels), np.float32), np.zeros((0, labels.shape[1]), np.uint8)
-    return np.concatenate(xs), np.concatenate(ys)
-
+    copies_ = augmented_counts(spectra, labels, calibration, copies=copies, seed=seed, keep=keep,
+                               extra_fwhm_ev=extra_fwhm_ev, offset_sd_kev=offset_sd_kev, gain_rel_sd=gain_rel_sd,
+                               max_spectra=max_spectra)
+    if not copies_:
+        return np.zeros((0, config.grid.n_channels), np.float32), np.zeros((0, np.shape(labels)[1]), np.uint8)
+    return (np.concatenate([model_inputs(c, cal, config) for c, cal, _ in copies_]),
+            np.concatenate([y for _, _, y in copies_]))

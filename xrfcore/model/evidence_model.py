@@ -5,8 +5,9 @@ A model of this kind (``metadata["evidence_model"]`` present) has two inputs:
 * ``spectrum``: the preprocessed spectrum (the model's :class:`PreprocessConfig`), read by the
   convolutional trunk of the paper's CNN;
 * ``evidence``: a short vector of element evidence per spectrum (:func:`evidence_features`):
-  for each library element its significance and its relative abundance, Pb and Hg L3/L2 subshell
-  ratios (what the layers above do to the L lines), the Rayleigh and Compton scatter relative to the
+  for each library element its significance and its relative abundance, line ratios (:data:`RATIO_FEATURES`:
+  Pb and Hg L subshells, K-beta/K-alpha of the K-line elements: what the layers above do to the lines of
+  what lies beneath), the Rayleigh and Compton scatter relative to the
   total and the total counts. Scatter carries the matrix: a light Prussian-blue paint scatters more
   than a dense iron-oxide one; the spectrum normalised to its maximum alone loses that.
 
@@ -52,8 +53,10 @@ __all__ = [
     "evidence_features",
     "element_significance",
     "feature_names",
+    "RATIO_FEATURES",
     "gate_matrix",
     "layout_targets",
+    "layout_scored",
     "fit_isotonic",
     "apply_isotonic",
     "expected_calibration_error",
@@ -69,7 +72,19 @@ GROUPS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("Pb pigment without Cr (LW or RL)", ("LW", "RL"), ("Pb",)),
     ("Cr pigment (CrG or CrY)", ("CrG", "CrY"), ("Cr",)),
 )
-_RATIO_ELEMENTS = ("Pb", "Hg")
+#: Line-ratio features: name -> (numerator, denominator) templates (prefix sums, ``Evidence.amplitude``).
+#: Paint above a layer absorbs the lines of what lies beneath unequally: K-alpha more than K-beta,
+#: and an Hg or Pb L3 edge between two lines of one subshell takes the upper one. ``log((num + 10) /
+#: (den + 10))``: 0 where neither line is seen.
+RATIO_FEATURES: dict[str, tuple[str, str]] = {
+    "Pb L3/L2": ("Pb L3", "Pb L2"), "Hg L3/L2": ("Hg L3", "Hg L2"),
+    "Pb L3 Lb/La": ("Pb L3 Lb", "Pb L3 La"), "Hg L3 Lb/La": ("Hg L3 Lb", "Hg L3 La"),
+    "Pb L2 Lg/Lb": ("Pb L2 Lg", "Pb L2 Lb"), "Hg L2 Lg/Lb": ("Hg L2 Lg", "Hg L2 Lb"),
+    **{f"{el} Kb/Ka": (f"{el} K Kb", f"{el} K Ka") for el in ("Cr", "Fe", "Co", "Cu", "Zn", "As")},
+}
+#: The ratios of models saved before the K-beta/K-alpha and split-subshell ratios existed.
+LEGACY_RATIOS: tuple[str, ...] = ("Pb L3/L2", "Hg L3/L2")
+DEFAULT_RATIOS: tuple[str, ...] = tuple(RATIO_FEATURES)
 
 
 @dataclass(frozen=True)
@@ -105,10 +120,14 @@ class OutputLayout:
             raise ModelError(f"invalid output layout in the model metadata: {exc}") from exc
 
 
-def feature_names(elements: Sequence[str] = FEATURE_ELEMENTS) -> list[str]:
+def _ratios_of(elements: Sequence[str], ratios: Sequence[str]) -> list[str]:
+    return [r for r in ratios if r.split()[0] in elements]
+
+
+def feature_names(elements: Sequence[str] = FEATURE_ELEMENTS, ratios: Sequence[str] = DEFAULT_RATIOS) -> list[str]:
     """Names of the evidence features, in order."""
     names = [f"{el} significance" for el in elements] + [f"{el} abundance" for el in elements]
-    names += [f"{el} L3/L2" for el in _RATIO_ELEMENTS if el in elements]
+    names += _ratios_of(elements, ratios)
     return names + ["Rayleigh/total", "Compton/total", "log10 total counts"]
 
 
@@ -124,8 +143,11 @@ def element_significance(ev: "Evidence", elements: Sequence[str] = FEATURE_ELEME
     return z, known
 
 
-def evidence_features(ev: "Evidence", elements: Sequence[str] = FEATURE_ELEMENTS) -> tuple[np.ndarray, np.ndarray]:
+def evidence_features(ev: "Evidence", elements: Sequence[str] = FEATURE_ELEMENTS,
+                      ratios: Sequence[str] = DEFAULT_RATIOS) -> tuple[np.ndarray, np.ndarray]:
     """Evidence vector ``(n, F)`` float32 and the known mask ``(n, len(elements))`` of each element.
+
+    ``ratios``: names of :data:`RATIO_FEATURES` to include (a model file records its own).
 
     An element whose lines lie outside the spectra's energy range is unknown: its features are
     those of an absent element and its ``known`` entry is False.
@@ -140,10 +162,9 @@ def evidence_features(ev: "Evidence", elements: Sequence[str] = FEATURE_ELEMENTS
     sig = np.arcsinh(z / 3.0)
     abund = np.log10((np.maximum(ab, 0.0) + 10.0) / total)
     cols = [sig, abund]
-    for el in _RATIO_ELEMENTS:
-        if el in elements:
-            l3, l2 = ev.amplitude(f"{el} L3"), ev.amplitude(f"{el} L2")
-            cols.append((np.log((np.maximum(l3, 0) + 10.0) / (np.maximum(l2, 0) + 10.0)))[:, None])
+    for name in _ratios_of(elements, ratios):
+        num, den = (ev.amplitude(t) for t in RATIO_FEATURES[name])
+        cols.append((np.log((np.maximum(num, 0) + 10.0) / (np.maximum(den, 0) + 10.0)))[:, None])
     names = ev.templates.names
     ray = sum((ev.amplitudes[:, j] for j, nm in enumerate(names) if nm.endswith("Rayleigh")), np.zeros(n))
     com = sum((ev.amplitudes[:, j] for j, nm in enumerate(names) if "Compton" in nm), np.zeros(n))
@@ -194,22 +215,45 @@ def layout_targets(labels_any: np.ndarray, labels_top: np.ndarray, labels_bottom
     return np.concatenate([labels_any, np.stack(groups, axis=1), labels_top, hidden], axis=1).astype(np.uint8)
 
 
+def layout_scored(labels_top: np.ndarray, labels_bottom: np.ndarray, detectable: np.ndarray,
+                  classes: Sequence[str]) -> np.ndarray:
+    """Bool ``(n, n_outputs)``: the entries of :func:`layout_targets` a layer output is trained and scored on.
+
+    A ``surface`` positive counts only where its key elements are detectable from the upper paint layer,
+    a ``hidden`` positive only where they are detectable from the lower one (``detectable`` ``(n, 2, K)``
+    from :func:`xrfcore.model.quality.detectable`): a pigment under thick lead that sends no photon
+    is "cannot tell", not a positive to learn. Negatives, ``any`` and ``groups`` entries are all kept.
+    """
+    top, bottom = np.asarray(labels_top).astype(bool), np.asarray(labels_bottom).astype(bool)
+    det = np.asarray(detectable).astype(bool)
+    n, k = top.shape
+    keep_any = np.ones((n, k + len(GROUPS)), bool)
+    keep_surface = ~(top & ~det[:, 0])
+    keep_hidden = ~(bottom & ~top & ~det[:, 1])
+    return np.concatenate([keep_any, keep_surface, keep_hidden], axis=1)
+
+
 def default_layout(classes: Sequence[str]) -> OutputLayout:
     return OutputLayout(tuple(classes), tuple(g[0] for g in GROUPS))
 
 
 # -- calibration ----------------------------------------------------------------------------------
-def fit_isotonic(scores: np.ndarray, targets: np.ndarray, *, max_knots: int = 64) -> list[dict[str, list[float]]]:
+def fit_isotonic(scores: np.ndarray, targets: np.ndarray, *, max_knots: int = 64,
+                 mask: np.ndarray | None = None) -> list[dict[str, list[float]]]:
     """Per-column isotonic calibration maps ``[{"x": [...], "y": [...]}, ...]`` (monotone, 0-1).
 
     The fitted step function is thinned to at most ``max_knots`` points for the model file and
-    applied by linear interpolation.
+    applied by linear interpolation. ``mask`` (same shape, bool) leaves entries out of the fit.
     """
     from sklearn.isotonic import IsotonicRegression
 
     out = []
     for k in range(scores.shape[1]):
-        s, t = scores[:, k].astype(np.float64), targets[:, k].astype(np.float64)
+        keep = slice(None) if mask is None else np.asarray(mask)[:, k].astype(bool)
+        s, t = scores[keep, k].astype(np.float64), targets[keep, k].astype(np.float64)
+        if s.size == 0:
+            out.append({"x": [0.0, 1.0], "y": [0.0, 0.0]})
+            continue
         if t.min() == t.max():
             out.append({"x": [0.0, 1.0], "y": [float(t[0]), float(t[0])]})
             continue
@@ -272,10 +316,12 @@ class EvidenceModelSpec:
     feature_std: np.ndarray
     gate_significance: float
     calibration: tuple[dict, ...] | None
+    ratios: tuple[str, ...] = DEFAULT_RATIOS
 
     def to_dict(self) -> dict[str, Any]:
         return {"evidence": self.evidence.to_dict(), "layout": self.layout.to_dict(),
-                "feature_elements": list(self.feature_elements), "feature_names": feature_names(self.feature_elements),
+                "feature_elements": list(self.feature_elements), "ratio_features": list(self.ratios),
+                "feature_names": feature_names(self.feature_elements, self.ratios),
                 "feature_mean": [float(v) for v in self.feature_mean],
                 "feature_std": [float(v) for v in self.feature_std],
                 "gate_significance": float(self.gate_significance),
@@ -292,10 +338,15 @@ class EvidenceModelSpec:
                        feature_elements=els, feature_mean=np.asarray(d["feature_mean"], np.float32),
                        feature_std=np.asarray(d["feature_std"], np.float32),
                        gate_significance=float(d["gate_significance"]),
-                       calibration=None if d.get("calibration") is None else tuple(d["calibration"]))
+                       calibration=None if d.get("calibration") is None else tuple(d["calibration"]),
+                       ratios=tuple(d.get("ratio_features", LEGACY_RATIOS)))
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise ModelError(f"invalid evidence-model metadata: {type(exc).__name__}: {exc}") from exc
-        n_f = len(feature_names(els))
+        unknown = sorted(set(spec.ratios) - set(RATIO_FEATURES))
+        if unknown:
+            raise ModelError(f"evidence-model metadata names line ratios {unknown} this version does not compute; "
+                             f"update xrfcore")
+        n_f = len(feature_names(els, spec.ratios))
         if spec.feature_mean.shape != (n_f,) or spec.feature_std.shape != (n_f,):
             raise ModelError(f"evidence-model metadata has {spec.feature_mean.shape} feature means for {n_f} features")
         if spec.calibration is not None and len(spec.calibration) != spec.layout.n_outputs:
@@ -325,7 +376,7 @@ def model_inputs(bundle: "ModelBundle", spectra: np.ndarray, calibration: "Energ
     if spec is None:
         return x, None
     ev = fit_evidence(spectra, calibration, evidence_config or spec.evidence)
-    feats, known = evidence_features(ev, spec.feature_elements)
+    feats, known = evidence_features(ev, spec.feature_elements, spec.ratios)
     feats = (feats - spec.feature_mean) / spec.feature_std
     z, _ = element_significance(ev, spec.feature_elements)
     return [x[..., None], feats.astype(np.float32)], {"z": z, "known": known, "evidence": ev}

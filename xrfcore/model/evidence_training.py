@@ -13,7 +13,10 @@ Recipe (``train_evidence_model``):
    of the layout (any layer, same-element groups, surface, hidden); seeded 70/15/15 split of the
    spectra into training, validation (early stopping and calibration) and test;
 5. the evidence gate and an isotonic calibration per output, fitted on the validation part;
-   metrics, ECE and the reliability table on the test part;
+   metrics, ECE and the reliability table on the test part. Where the set records the photons each
+   layer's elements deliver (``layer_photons``), a surface or hidden positive whose key elements
+   deliver fewer than :data:`xrfcore.model.quality.MIN_PHOTONS` from that layer is left out of the
+   loss, the calibration and the metrics (what no detector can see is not a label to learn);
 6. the trunk and the head are joined into one two-input Keras model (standard layers only).
 """
 
@@ -27,7 +30,7 @@ import numpy as np
 
 from xrfcore.errors import ConfigError
 
-__all__ = ["dataset_evidence", "train_evidence_model"]
+__all__ = ["dataset_evidence", "train_evidence_model", "masked_binary_crossentropy"]
 
 
 def _noise_step(noise_ev: float) -> float:
@@ -45,7 +48,8 @@ def dataset_evidence(path: str | Path, *, feature_elements=None, chunk: int = 40
     -------
     dict
         ``features`` (N, F) float32, ``z`` and ``known`` (N, E), ``labels``, ``labels_top``,
-        ``labels_bottom`` (N, K) uint8, ``label_names`` (K,).
+        ``labels_bottom`` (N, K) uint8, ``label_names`` (K,); ``layer_photons`` (N, 2, E') and
+        ``photon_elements`` (E',) where the set has them (sets made before they were written lack them).
     """
     import h5py
 
@@ -86,7 +90,21 @@ def dataset_evidence(path: str | Path, *, feature_elements=None, chunk: int = 40
                 progress(min(n, a + chunk), n)
         names = [v.decode() if isinstance(v, bytes) else str(v) for v in f["label_names"][()]]
         labels = {k: f[k][...].astype(np.uint8) for k in ("labels", "labels_top", "labels_bottom")}
+        if "layer_photons" in f and "photon_elements" in f:
+            labels["layer_photons"] = f["layer_photons"][...]
+            labels["photon_elements"] = [v.decode() if isinstance(v, bytes) else str(v) for v in f["photon_elements"][()]]
     return {"features": feats, "z": z, "known": known, "label_names": names, **labels}
+
+
+def masked_binary_crossentropy(y_true, y_pred):
+    """Binary cross-entropy over the outputs, entries with target < 0 left out (undetectable layer labels)."""
+    from keras import ops
+
+    w = ops.cast(y_true >= 0, "float32")
+    t = ops.clip(y_true, 0.0, 1.0)
+    p = ops.clip(y_pred, 1e-7, 1.0 - 1e-7)
+    loss = -(t * ops.log(p) + (1.0 - t) * ops.log(1.0 - p))
+    return ops.mean(loss * w, axis=-1)
 
 
 def _trunk(model):
@@ -115,6 +133,26 @@ def _head(d_trunk: int, d_ev: int, n_out: int, *, seed: int):
     return keras.Model([t_in, e_in], out, name="evidence_head")
 
 
+def _ensemble(members, d_trunk: int, d_ev: int):
+    """One head model averaging the members' outputs (a single member is wrapped as it is)."""
+    import keras
+
+    t_in = keras.Input((d_trunk,), name="trunk_features")
+    e_in = keras.Input((d_ev,), name="evidence")
+    outs = []
+    for i, m in enumerate(members):
+        m.name = f"member_{i}"
+        outs.append(m([t_in, e_in]))
+    if len(outs) == 1:
+        return keras.Model([t_in, e_in], outs[0], name="evidence_head")
+    # the mean as built-in layers (the safe loader allows Concatenate and Dense): fixed weights 1/n
+    k = int(members[0].output_shape[-1])
+    mean = keras.layers.Dense(k, use_bias=False, trainable=False, name="mean_of_heads")
+    out = mean(keras.layers.Concatenate(name="all_heads")(outs))
+    mean.set_weights([np.tile(np.eye(k, dtype=np.float32), (len(outs), 1)) / len(outs)])
+    return keras.Model([t_in, e_in], out, name="evidence_head")
+
+
 def _joined(base_model, head):
     import keras
 
@@ -127,7 +165,9 @@ def _joined(base_model, head):
 
 def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int = 60, batch_size: int = 256,
                          learning_rate: float = 1e-3, patience: int = 6, gate_significance: float = 3.0,
-                         max_spectra: int | None = None, log: Callable[[str], None] = print):
+                         max_spectra: int | None = None, mask_undetectable: bool = True, n_heads: int = 5,
+                         trunk_epochs: int = 0, trunk_learning_rate: float = 2e-4,
+                         log: Callable[[str], None] = print):
     """Train the evidence head on a simulated set; returns ``(bundle, report)`` (unsaved bundle).
 
     Parameters
@@ -142,6 +182,15 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
         Significance (sigma) an output's key elements need (element identification's threshold).
     max_spectra : int, optional
         Use the first ``max_spectra`` spectra (small runs and tests).
+    mask_undetectable : bool
+        Leave surface/hidden positives that deliver too few photons out (needs ``layer_photons``).
+    n_heads : int
+        Heads trained with seeds ``seed, seed + 1, ...`` on the same split and averaged before the
+        gate and the calibration (a small ensemble: steadier probabilities; the head is ~1 % of the cost).
+    trunk_epochs, trunk_learning_rate
+        With ``trunk_epochs > 0``, first train a copy of the base CNN's trunk end to end with a
+        provisional head (Adam at ``trunk_learning_rate``, early stopping on the validation part),
+        then the heads on the new trunk's features. 0 keeps the base trunk frozen.
     """
     import keras
 
@@ -150,11 +199,14 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
     from xrfcore.model.data import load_dataset
     from xrfcore.model.evidence_model import (FEATURE_ELEMENTS, EvidenceModelSpec, apply_gate, apply_isotonic,
                                               default_layout, expected_calibration_error, fit_isotonic,
-                                              gate_matrix, layout_targets, reliability_table)
+                                              gate_matrix, layout_scored, layout_targets, reliability_table)
     from xrfcore.model.metrics import per_pigment_metrics
     from xrfcore.model.predict import predict_preprocessed
+    from xrfcore.model.quality import detectable
     from xrfcore.model.train import set_seed
 
+    if int(n_heads) < 1:
+        raise ConfigError(f"n_heads must be >= 1, got {n_heads}")
     t0 = time.perf_counter()
     rows = None if max_spectra is None else int(max_spectra)
     log(f"evidence of {data} ...")
@@ -166,10 +218,23 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
         raise ConfigError(f"training set classes {ev['label_names']} differ from the base model's {classes}")
     log(f"preprocessing and trunk features ({time.perf_counter() - t0:.0f} s) ...")
     X, _, _ = load_dataset(data, base.preprocess, rows=rows)
-    trunk, _ = _trunk(base.model)
-    T = predict_preprocessed(trunk, X, batch_size=256)
+    cnn = base.model
+    if trunk_epochs > 0:  # a copy of the CNN whose trunk layers are trained here; the base stays as it is
+        cnn = keras.Model.from_config(base.model.get_config())
+        cnn.set_weights(base.model.get_weights())
+    trunk, _ = _trunk(cnn)
     layout = default_layout(classes)
     Y = layout_targets(ev["labels"], ev["labels_top"], ev["labels_bottom"], classes)
+    if "layer_photons" in ev and mask_undetectable:
+        det = detectable(ev["layer_photons"], ev["photon_elements"], classes)
+        scored = layout_scored(ev["labels_top"], ev["labels_bottom"], det, classes)
+        log(f"layer outputs: {int((~scored).sum())} undetectable surface/hidden positives left out of training "
+            f"and calibration")
+    else:
+        scored = np.ones(Y.shape, bool)
+        if mask_undetectable:
+            log("the training set has no layer_photons (made by an earlier version): every layer label is trained on")
+    Ym = np.where(scored, Y.astype(np.float32), -1.0).astype(np.float32)
     n = X.shape[0]
     perm = np.random.default_rng(seed).permutation(n)
     n_va, n_te = int(round(0.15 * n)), int(round(0.15 * n))
@@ -177,46 +242,82 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
     F = ev["features"]
     mean, std = F[tr].mean(axis=0), F[tr].std(axis=0) + 1e-6
     Fs = ((F - mean) / std).astype(np.float32)
-    set_seed(seed)
-    head = _head(T.shape[1], F.shape[1], layout.n_outputs, seed=seed)
-    head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
-    log(f"training the head on {tr.size} spectra ({time.perf_counter() - t0:.0f} s) ...")
-    hist = head.fit([T[tr], Fs[tr]], Y[tr], validation_data=([T[va], Fs[va]], Y[va]), epochs=epochs,
-                    batch_size=batch_size, shuffle=True, verbose=0,
-                    callbacks=[keras.callbacks.EarlyStopping("val_loss", patience=patience,
-                                                             restore_best_weights=True)])
+    trunk_history: dict[str, list[float]] = {}
+    if trunk_epochs > 0:
+        # stage A: trunk and a provisional head end to end, so the trunk keeps what the layer outputs
+        # need (line ratios, edges) and not only what "present" needed
+        set_seed(seed + 1000)
+        probe = _head(int(trunk.output.shape[-1]), F.shape[1], layout.n_outputs, seed=seed + 1000)
+        e_in = keras.Input((F.shape[1],), name="evidence_in")
+        both = keras.Model([cnn.inputs[0], e_in], probe([trunk.output, e_in]), name="trunk_training")
+        both.compile(optimizer=keras.optimizers.Adam(trunk_learning_rate), loss=masked_binary_crossentropy)
+        log(f"training the trunk end to end for up to {trunk_epochs} epochs ({time.perf_counter() - t0:.0f} s) ...")
+        h = both.fit([X[tr][..., None], Fs[tr]], Ym[tr], validation_data=([X[va][..., None], Fs[va]], Ym[va]),
+                     epochs=int(trunk_epochs), batch_size=128, shuffle=True, verbose=0,
+                     callbacks=[keras.callbacks.EarlyStopping("val_loss", patience=2, restore_best_weights=True)])
+        trunk_history = {k: [float(v) for v in vals] for k, vals in h.history.items()}
+        log(f"trunk: {len(h.history['loss'])} epochs, best validation loss {min(h.history['val_loss']):.4f}")
+    T = predict_preprocessed(trunk, X, batch_size=256)
+    members, histories = [], []
+    for m in range(int(n_heads)):
+        set_seed(seed + m)
+        member = _head(T.shape[1], F.shape[1], layout.n_outputs, seed=seed + m)
+        member.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=masked_binary_crossentropy)
+        log(f"training head {m + 1}/{n_heads} on {tr.size} spectra ({time.perf_counter() - t0:.0f} s) ...")
+        hist = member.fit([T[tr], Fs[tr]], Ym[tr], validation_data=([T[va], Fs[va]], Ym[va]), epochs=epochs,
+                          batch_size=batch_size, shuffle=True, verbose=0,
+                          callbacks=[keras.callbacks.EarlyStopping("val_loss", patience=patience,
+                                                                   restore_best_weights=True)])
+        # the saved model must load without this module's loss: leave a built-in one in the compile state
+        member.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
+        members.append(member)
+        histories.append(hist)
+    head = _ensemble(members, T.shape[1], F.shape[1])
     gate = gate_matrix(layout, FEATURE_ELEMENTS)
 
     def scores(idx):
         raw = predict_preprocessed(head, [T[idx], Fs[idx]], batch_size=1024)
         return apply_gate(raw, ev["z"][idx], ev["known"][idx], gate, gate_significance)
 
-    cal = fit_isotonic(scores(va), Y[va])
+    cal = fit_isotonic(scores(va), Y[va], mask=scored[va])
     prob_te = apply_isotonic(scores(te), cal)
     sl = layout.slices()
-    test = {h: per_pigment_metrics(Y[te][:, sl[h]], prob_te[:, sl[h]],
+    # left-out entries (undetectable layer positives) are scored as neither called nor present
+    y_te = np.where(scored[te], Y[te], 0)
+    p_te = np.where(scored[te], prob_te, 0.0)
+    test = {h: per_pigment_metrics(y_te[:, sl[h]], p_te[:, sl[h]],
                                    list(layout.groups if h == "groups" else classes)) for h in layout.heads}
-    calib = {h: {"ece": expected_calibration_error(prob_te[:, sl[h]], Y[te][:, sl[h]]),
-                 "ece_per_output": {name: expected_calibration_error(prob_te[:, sl[h].start + k], Y[te][:, sl[h].start + k])
+
+    def ece(cols):
+        keep = scored[te][:, cols]
+        return expected_calibration_error(prob_te[:, cols][keep], Y[te][:, cols][keep])
+
+    calib = {h: {"ece": ece(sl[h]),
+                 "ece_per_output": {name: ece(slice(sl[h].start + k, sl[h].start + k + 1))
                                     for k, name in enumerate(layout.groups if h == "groups" else classes)},
-                 "reliability": reliability_table(prob_te[:, sl[h]], Y[te][:, sl[h]])} for h in layout.heads}
-    full = _joined(base.model, head)
+                 "reliability": reliability_table(prob_te[:, sl[h]][scored[te][:, sl[h]]],
+                                                  Y[te][:, sl[h]][scored[te][:, sl[h]]])} for h in layout.heads}
+    full = _joined(cnn, head)
     spec = EvidenceModelSpec(evidence=EvidenceConfig(), layout=layout, feature_elements=FEATURE_ELEMENTS,
                              feature_mean=mean, feature_std=std, gate_significance=gate_significance,
                              calibration=tuple(cal))
-    settings = {"seed": seed, "epochs": epochs, "epochs_run": len(hist.history["loss"]), "batch_size": batch_size,
+    settings = {"seed": seed, "epochs": epochs, "epochs_run": [len(h.history["loss"]) for h in histories],
+                "n_heads": int(n_heads), "batch_size": batch_size,
                 "learning_rate": learning_rate, "patience": patience, "gate_significance": gate_significance,
+                "mask_undetectable": bool(mask_undetectable), "trunk_epochs": int(trunk_epochs),
+                "trunk_epochs_run": len(trunk_history.get("loss", [])), "trunk_learning_rate": float(trunk_learning_rate),
                 "n_train": int(tr.size), "n_validation": int(va.size), "n_test": int(te.size),
-                "data": str(Path(data).resolve())}
+                "layer_labels_left_out": int((~scored).sum()), "data": Path(data).name}
     meta = dict(base.metadata)
     meta["lineage"] = list(meta.get("lineage", [])) + [{"step": "evidence head", "from_sha256": base.sha256,
-                                                        "data": str(Path(data).resolve())}]
+                                                        "data": Path(data).name,
+                                                        "trunk_trained_epochs": len(trunk_history.get("loss", []))}]
     meta["evidence_model"] = spec.to_dict()
     meta["evidence_training"] = {**settings, "test_macro_f1": {h: test[h]["macro"]["f1"] for h in layout.heads},
                                  "test_ece": {h: calib[h]["ece"] for h in layout.heads}}
     bundle = ModelBundle(model=full, classes=classes, class_names=list(base.class_names), preprocess=base.preprocess,
                          metadata=meta)
-    report = {"settings": settings, "history": {k: [float(v) for v in vals] for k, vals in hist.history.items()},
+    report = {"settings": settings, "trunk_history": trunk_history, "history": {k: [float(v) for v in vals] for k, vals in histories[0].history.items()},
               "test": test, "calibration": calib, "seconds": time.perf_counter() - t0,
               "feature_names": spec.to_dict()["feature_names"]}
     return bundle, report

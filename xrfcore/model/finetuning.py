@@ -35,12 +35,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from xrfcore.errors import ConfigError, LabelError
-from xrfcore.model.augment import augment_labelled, model_inputs
+from xrfcore.model.augment import model_inputs
 from xrfcore.model.config import FinetuneConfig
 from xrfcore.model.splits import Split, pixel_groups, split_by_region, split_pixels, split_summary
 
 __all__ = ["LabelledScan", "labelled_scan", "finetune_labelled", "merge_outputs", "choose_output_weights",
-           "compare_metrics", "MIX_GRID"]
+           "compare_metrics", "judge_against_base", "MIX_GRID", "extra_raw", "validation_split"]
 
 ProgressFn = Callable[[int, dict], None]
 
@@ -162,7 +162,23 @@ def compare_metrics(before: dict[str, Any], after: dict[str, Any], *, tolerance:
     return worse
 
 
-def _validation_split(regions: np.ndarray, units: np.ndarray, Y: np.ndarray, train: np.ndarray,
+def judge_against_base(before: dict[str, Any], after: dict[str, Any],
+                       log: Callable[[str], None]) -> tuple[list[str], list[str]]:
+    """``(worse, warnings)``: pigments whose F1 on the test pixels is below the base model's, and the
+    warning that says so (logged)."""
+    worse = compare_metrics(before, after)
+    warnings = []
+    if worse:
+        msg = ("the finetuned model scores BELOW the base model on the test pixels for "
+               + ", ".join(f"{c} (F1 {before['per_pigment'][c]['f1']:.3f} -> {after['per_pigment'][c]['f1']:.3f})"
+                           for c in worse)
+               + "; prefer the base model for these pigments, or label more regions of them")
+        warnings.append(msg)
+        log("WARNING: " + msg)
+    return worse, warnings
+
+
+def validation_split(regions: np.ndarray, units: np.ndarray, Y: np.ndarray, train: np.ndarray,
                       options: FinetuneConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Inner training and validation indices (into the pooled arrays) within ``train``."""
     if options.validation_fraction <= 0:
@@ -184,12 +200,17 @@ def _count_range(spectra: np.ndarray) -> tuple[float, float]:
     return max(100.0, 0.3 * lo), max(200.0, 2.0 * hi)
 
 
-def _extra_training(scans: list[LabelledScan], offsets: list[int], train_mask: np.ndarray, config: Any,
-                    classes: list[str], options: FinetuneConfig, seed: int, log: Callable[[str], None]):
-    """Augmented, simulated-stack and rehearsal spectra as model input, with their labels."""
+def extra_raw(scans: list[LabelledScan], offsets: list[int], train_mask: np.ndarray, classes: list[str],
+              options: FinetuneConfig, seed: int, log: Callable[[str], None]):
+    """Augmented, simulated-stack and rehearsal spectra, raw: ``(parts, counts)``.
+
+    ``parts`` is a list of ``(counts (n, C), calibration, labels (n, K) in ``classes`` order)``;
+    ``counts`` the number of spectra of each kind. Every model kind turns the parts into its own input.
+    """
+    from xrfcore.model.augment import augmented_counts
     from xrfcore.simulate.labelled import region_stacks, rehearsal_spectra, scan_background_fraction, simulate_stacks
 
-    xs, ys, counts = [], [], {"augmented": 0, "simulated_stacks": 0, "rehearsal": 0, "stacks": 0}
+    parts, counts = [], {"augmented": 0, "simulated_stacks": 0, "rehearsal": 0, "stacks": 0}
     for i, s in enumerate(scans):
         sel = train_mask[offsets[i]:offsets[i + 1]]
         if not sel.any():
@@ -198,10 +219,9 @@ def _extra_training(scans: list[LabelledScan], offsets: list[int], train_mask: n
         lab = s.labels[sel]
         n_ch = raw.shape[1]
         if options.augment_copies:
-            xa, ya = augment_labelled(raw, lab, s.calibration, config, copies=options.augment_copies, seed=seed + 11 * i)
-            xs.append(xa)
-            ys.append(ya)
-            counts["augmented"] += len(xa)
+            for c, cal, y in augmented_counts(raw, lab, s.calibration, copies=options.augment_copies, seed=seed + 11 * i):
+                parts.append((c, cal, y))
+                counts["augmented"] += len(c)
         if options.simulate_per_stack:
             ls = s.labelset
             pix = np.zeros(ls.mask.shape, bool)
@@ -212,20 +232,26 @@ def _extra_training(scans: list[LabelledScan], offsets: list[int], train_mask: n
                 bg = scan_background_fraction(s.spectra, s.calibration)
                 sp, sl, sim_classes = simulate_stacks(stacks, s.calibration, n_ch, n_per_stack=options.simulate_per_stack,
                                                       seed=seed + 101 * i, counts=_count_range(raw), background=bg)
-                xs.append(model_inputs(sp, s.calibration, config))
-                ys.append(_reorder(sl, sim_classes, classes))
+                parts.append((sp, s.calibration, _reorder(sl, sim_classes, classes)))
                 counts["simulated_stacks"] += len(sp)
                 counts["stacks"] += len(stacks)
         n_reh = int(round(options.rehearsal_ratio * raw.shape[0]))
         if n_reh:
             rp, rl, reh_classes = rehearsal_spectra(n_reh, s.calibration, n_ch, seed=seed + 1009 * i)
-            xs.append(model_inputs(rp, s.calibration, config))
-            ys.append(_reorder(rl, reh_classes, classes))
+            parts.append((rp, s.calibration, _reorder(rl, reh_classes, classes)))
             counts["rehearsal"] += len(rp)
     log("extra training spectra: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    if not xs:
+    return parts, counts
+
+
+def _extra_training(scans: list[LabelledScan], offsets: list[int], train_mask: np.ndarray, config: Any,
+                    classes: list[str], options: FinetuneConfig, seed: int, log: Callable[[str], None]):
+    """Augmented, simulated-stack and rehearsal spectra as (plain CNN) model input, with their labels."""
+    parts, counts = extra_raw(scans, offsets, train_mask, classes, options, seed, log)
+    if not parts:
         return np.zeros((0, config.grid.n_channels), np.float32), np.zeros((0, len(classes)), np.uint8), counts
-    return np.concatenate(xs), np.concatenate(ys), counts
+    return (np.concatenate([model_inputs(c, cal, config) for c, cal, _ in parts]),
+            np.concatenate([y for _, _, y in parts]), counts)
 
 
 def _reorder(labels: np.ndarray, have: list[str], want: list[str]) -> np.ndarray:
@@ -240,6 +266,9 @@ def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, config: Fin
                       progress: ProgressFn | None = None,
                       log: Callable[[str], None] = lambda msg: None) -> tuple[Any, dict[str, Any]]:
     """Split, finetune and score on never-trained pixels; see the module docstring.
+
+    An evidence-backed model (:mod:`xrfcore.model.evidence_model`) goes to
+    :func:`xrfcore.model.evidence_finetuning.finetune_evidence_labelled` (its head only; same report).
 
     Parameters
     ----------
@@ -274,6 +303,12 @@ def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, config: Fin
     seed = int(config.seed)
     if not isinstance(config, FinetuneConfig):
         raise ConfigError(f"config must be a FinetuneConfig, got {type(config).__name__}")
+    from xrfcore.model.evidence_model import spec_of
+
+    if spec_of(bundle) is not None:  # an evidence-backed model: its head is finetuned, the trunk stays
+        from xrfcore.model.evidence_finetuning import finetune_evidence_labelled
+
+        return finetune_evidence_labelled(bundle, scans, config=config, progress=progress, log=log)
     from xrfcore.model.bundle import ModelBundle
     from xrfcore.model.metrics import per_pigment_metrics
     from xrfcore.model.predict import predict_preprocessed
@@ -297,7 +332,7 @@ def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, config: Fin
     summary = split_summary(regions, Y, split, classes)
     for w in summary["warnings"]:
         log("WARNING: " + w)
-    inner, val = _validation_split(regions, units, Y, split.train, options, seed)
+    inner, val = validation_split(regions, units, Y, split.train, options, seed)
     log(f"{split.kind} split: {split.train.size} training pixels ({summary['n_train_regions']} regions), "
         f"{split.test.size} test pixels ({summary['n_test_regions']} regions wholly held out); "
         f"validation {val.size} pixels")
@@ -330,15 +365,8 @@ def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, config: Fin
                           class_names=list(new.class_names), preprocess=pre, metadata=new.metadata)
     before = per_pigment_metrics(Y[split.test], predict_preprocessed(bundle.model, X[split.test]), classes)
     after = per_pigment_metrics(Y[split.test], predict_preprocessed(new.model, X[split.test]), classes)
-    worse = compare_metrics(before, after)
-    warnings = list(summary["warnings"])
-    if worse:
-        msg = ("the finetuned model scores BELOW the base model on the test pixels for "
-               + ", ".join(f"{c} (F1 {before['per_pigment'][c]['f1']:.3f} -> {after['per_pigment'][c]['f1']:.3f})"
-                           for c in worse)
-               + "; prefer the base model for these pigments, or label more regions of them")
-        warnings.append(msg)
-        log("WARNING: " + msg)
+    worse, extra_warnings = judge_against_base(before, after, log)
+    warnings = list(summary["warnings"]) + extra_warnings
     masks = []
     for i, s in enumerate(scans):
         m = np.zeros(s.labelset.mask.shape, bool)

@@ -45,6 +45,9 @@ class SimConfig:
     weight > 0; classes not named weigh 1). ``None`` draws every class equally often. This is the
     prior the model learns: where two classes give the same lines (LW/RL, PB/IO), the trained
     probabilities follow it.
+    ``companions``: ``{A: {B: p}}``: when class A is drawn into a layer, class B joins that layer
+    with probability p (if not drawn already), as pigments that are usually mixed in paint (red
+    lead with lead white). Also a prior the model learns; ``None`` draws as earlier versions did.
     """
 
     n_channels: int = 4096
@@ -68,6 +71,7 @@ class SimConfig:
     min_range_kev: float = 30.0
     secondary: bool = False
     class_weights: dict[str, float] | None = None
+    companions: dict[str, dict[str, float]] | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -92,6 +96,16 @@ class SimConfig:
             for k, w in self.class_weights.items():
                 if not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
                     raise ConfigError(f"SimConfig.class_weights[{k!r}] must be a number > 0, got {w!r}")
+        if self.companions is not None:
+            if not isinstance(self.companions, dict):
+                raise ConfigError("SimConfig.companions must be a mapping class -> {class: probability}, or null")
+            for a, inner in self.companions.items():
+                if not isinstance(inner, dict) or not inner:
+                    raise ConfigError(f"SimConfig.companions[{a!r}] must be a non-empty mapping class -> probability")
+                for b, q in inner.items():
+                    if b == a or not isinstance(q, (int, float)) or not 0 <= q <= 1:
+                        raise ConfigError(f"SimConfig.companions[{a!r}][{b!r}] must be a probability in [0, 1] "
+                                          f"for another class, got {q!r}")
         p = np.asarray(self.n_pigments_p, dtype=float)
         if p.size < 1 or np.any(p < 0) or abs(p.sum() - 1) > 1e-6:
             raise ConfigError(f"SimConfig.n_pigments_p must be probabilities summing to 1, got {self.n_pigments_p}")
@@ -119,7 +133,8 @@ class SimConfig:
         bad = sorted(set(d) - known)
         if bad:
             raise ConfigError(f"unknown simulation config keys {bad}; known keys: {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v
+        return cls(**{k: tuple(v) if isinstance(v, list) else
+                      {a: dict(b) if isinstance(b, dict) else b for a, b in v.items()} if isinstance(v, dict) else v
                       for k, v in d.items()})
 
     @classmethod
@@ -153,6 +168,24 @@ class SimConfig:
                               f"library ({', '.join(classes)})")
         w = np.array([float(self.class_weights.get(c, 1.0)) for c in classes])
         return w / w.sum()
+
+    def companion_table(self, classes: list[str]) -> dict[int, list[tuple[int, float]]] | None:
+        """``{index of A: [(index of B, p), ...]}`` over ``classes`` (``None`` without companions).
+
+        Raises
+        ------
+        ConfigError
+            If ``companions`` names a class the library does not have.
+        """
+        if not self.companions:
+            return None
+        named = set(self.companions) | {b for inner in self.companions.values() for b in inner}
+        unknown = sorted(named - set(classes))
+        if unknown:
+            raise ConfigError(f"SimConfig.companions names {unknown}, which are not classes of the pigment "
+                              f"library ({', '.join(classes)})")
+        return {classes.index(a): [(classes.index(b), float(q)) for b, q in sorted(inner.items())]
+                for a, inner in sorted(self.companions.items())}
 
 
 def pigment_matrix(library, elements: tuple[str, ...]):
@@ -214,11 +247,15 @@ def smooth_background(energy_kev: np.ndarray, rng: np.random.Generator, n: int) 
     return b / np.maximum(b.sum(axis=1, keepdims=True), 1e-30)
 
 
-def _sample_layer(rng, k_p, classes, by_class, min_fraction, eg_pair_p, n_pig, class_p=None):
+def _sample_layer(rng, k_p, classes, by_class, min_fraction, eg_pair_p, n_pig, class_p=None, companions=None):
     k = int(rng.choice(len(k_p), p=k_p)) + 1
-    # without class_p the draw is the one of earlier versions, so old seeds give the same sets
+    # without class_p / companions the draw is the one of earlier versions, so old seeds give the same sets
     chosen = rng.choice(len(classes), size=k, replace=False) if class_p is None else \
         rng.choice(len(classes), size=k, replace=False, p=class_p)
+    if companions:
+        extra = [b for a in chosen for b, q in companions.get(int(a), ()) if rng.random() < q]
+        chosen = np.concatenate([chosen, [b for b in dict.fromkeys(extra) if b not in chosen]]).astype(int)
+        k = chosen.size
     raw = rng.dirichlet(np.full(k, 0.7))
     raw = np.maximum(raw, min_fraction)
     raw = raw / raw.sum()
@@ -239,9 +276,11 @@ def sample_batch(config: SimConfig, seed_seq: np.random.SeedSequence, n: int, li
     """Sample and simulate ``n`` spectra sharing one calibration and detector setting.
 
     Returns a dict of arrays: ``spectra`` (n, C) uint32, ``calibration`` (n, 3), ``labels``,
-    ``labels_top``, ``labels_bottom`` (n, K) uint8, and ``params/<name>`` arrays.
+    ``labels_top``, ``labels_bottom`` (n, K) uint8, ``layer_photons`` (n, 2, n_elements) float32
+    (expected photons each element of the upper (0) and lower (1) paint layer puts into the spectrum;
+    elements in :func:`xrfcore.physics.library_elements` order), and ``params/<name>`` arrays.
     """
-    from xrfcore.physics import Instrument, finish_spectra, library_elements, render_stacks
+    from xrfcore.physics import Instrument, finish_spectra, layer_element_intensities, library_elements, render_stacks
     from xrfcore.scan import EnergyCalibration
 
     rng = np.random.default_rng(seed_seq)
@@ -261,6 +300,7 @@ def sample_batch(config: SimConfig, seed_seq: np.random.SeedSequence, n: int, li
     n_pig = len(names)
     k_p = np.asarray(cfg.n_pigments_p, dtype=float)
     class_p = cfg.class_probabilities(classes)
+    comp = cfg.companion_table(classes)
 
     # instrument and calibration of the batch
     kv = float(rng.integers(int(cfg.tube_kv[0]), int(cfg.tube_kv[1]) + 1))
@@ -273,10 +313,10 @@ def sample_batch(config: SimConfig, seed_seq: np.random.SeedSequence, n: int, li
 
     # stacks
     two = rng.random(n) < cfg.paint_layers_p2
-    top = np.stack([_sample_layer(rng, k_p, classes, by_class, cfg.min_fraction, cfg.eg_pair_p, n_pig, class_p)
+    top = np.stack([_sample_layer(rng, k_p, classes, by_class, cfg.min_fraction, cfg.eg_pair_p, n_pig, class_p, comp)
                     for _ in range(n)])
-    bottom = np.stack([_sample_layer(rng, k_p, classes, by_class, cfg.min_fraction, cfg.eg_pair_p, n_pig, class_p)
-                       for _ in range(n)])
+    bottom = np.stack([_sample_layer(rng, k_p, classes, by_class, cfg.min_fraction, cfg.eg_pair_p, n_pig, class_p,
+                                     comp) for _ in range(n)])
     bottom[~two] = 0.0
     top_um = rng.uniform(*cfg.top_um, n)
     bottom_um = np.where(two, rng.uniform(*cfg.bottom_um, n), 0.0)
@@ -290,6 +330,11 @@ def sample_batch(config: SimConfig, seed_seq: np.random.SeedSequence, n: int, li
     spec = render_stacks(mf, rt, elements, ins, cal, cfg.n_channels, scatter_scale=scatter, dtype=np.float32)
     bg = smooth_background(cal.energies(cfg.n_channels), rng, n) * bg_level[:, None]
     spectra = finish_spectra(spec, cal, pileup_fraction=pileup, background=bg, total_counts=counts, rng=rng)
+    # expected photons each paint layer's elements put into the spectrum (what makes a label detectable)
+    layer_lines = layer_element_intensities(mf, rt, elements, ins)[:, :2]
+    fluor_share = counts * (1.0 - np.clip(bg.sum(axis=1), 0.0, 0.95)) / np.maximum(spec.sum(axis=1), 1e-30)
+    layer_photons = layer_lines * fluor_share[:, None, None]
+    layer_photons[~two, 1] = 0.0  # one paint layer over the ground: layer 1 is the ground
 
     label_of = np.zeros((n_pig, len(classes)), dtype=np.uint8)
     for i, p in enumerate(library.pigments):
@@ -303,6 +348,7 @@ def sample_batch(config: SimConfig, seed_seq: np.random.SeedSequence, n: int, li
         "labels": (lt | lb),
         "labels_top": lt,
         "labels_bottom": lb,
+        "layer_photons": layer_photons.astype(np.float32),
         "params/top_fractions": top.astype(np.float32),
         "params/bottom_fractions": bottom.astype(np.float32),
         "params/n_paint_layers": np.where(two, 2, 1).astype(np.uint8),
@@ -334,7 +380,8 @@ def simulate_dataset(out: str | Path, *, n: int, seed: int, config: SimConfig | 
 
     Layout: ``spectra`` (N, C) uint32, ``calibration`` (N, 3) [offset_keV, gain_keV, quadratic_keV],
     ``labels``/``labels_top``/``labels_bottom`` (N, K) uint8, ``label_names`` (K,), ``pigment_names``,
-    ``params/...``; attrs ``seed``, ``library_version``, ``config`` (JSON), ``n_channels``.
+    ``layer_photons`` (N, 2, E) float32 with ``photon_elements`` (E,), ``params/...``; attrs ``seed``,
+    ``library_version``, ``config`` (JSON), ``n_channels``.
 
     Raises
     ------
@@ -345,12 +392,14 @@ def simulate_dataset(out: str | Path, *, n: int, seed: int, config: SimConfig | 
 
     from xrfcore.atomic import atomic_path
     from xrfcore.library import load_library
+    from xrfcore.physics import library_elements
 
     cfg = config or SimConfig()
     if n < 1:
         raise ConfigError(f"number of spectra must be >= 1, got {n}")
     lib = load_library(library_path)
     cfg.class_probabilities(list(lib.classes))  # unknown class names fail before any work
+    cfg.companion_table(list(lib.classes))
     lib_path = str(library_path) if library_path is not None else None
     sizes = [min(cfg.batch_size, n - a) for a in range(0, n, cfg.batch_size)]
     jobs = [(cfg.to_dict(), lib_path, int(seed), i, s) for i, s in enumerate(sizes)]
@@ -364,6 +413,7 @@ def simulate_dataset(out: str | Path, *, n: int, seed: int, config: SimConfig | 
         f.attrs["n_channels"] = cfg.n_channels
         f.create_dataset("label_names", data=np.array(lib.classes, dtype=h5py.string_dtype()))
         f.create_dataset("pigment_names", data=np.array([p.abbr for p in lib.pigments], dtype=h5py.string_dtype()))
+        f.create_dataset("photon_elements", data=np.array(library_elements(lib), dtype=h5py.string_dtype()))
         done = 0
         for index, batch in _run_jobs(jobs, workers):
             a, b = starts[index], starts[index + 1]

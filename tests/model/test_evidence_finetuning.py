@@ -1,0 +1,125 @@
+"""Finetuning an evidence-backed model: only its head, gate and layer outputs kept, scored on held-out regions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def evidence_setup(tmp_path_factory):
+    """A tiny evidence model (small CNN trunk + a head trained on 400 simulated spectra), a 24 x 24 scan of six
+    labelled bands and their labels."""
+    import keras
+
+    from xrfcore.io import write_scan_h5
+    from xrfcore.library import load_library
+    from xrfcore.model.architecture import build_model
+    from xrfcore.model.bundle import ModelBundle, save_model
+    from xrfcore.model.evidence_training import train_evidence_model
+    from xrfcore.preprocess import EnergyGrid, PreprocessConfig
+    from xrfcore.scan import EnergyCalibration
+    from xrfcore.simulate.dataset import SimConfig, simulate_dataset
+    from xrfcore.simulate.labelled import simulate_stacks
+
+    d = tmp_path_factory.mktemp("evft")
+    keras.utils.set_random_seed(0)
+    lib = load_library()
+    data = simulate_dataset(d / "sim.h5", n=400, seed=5, workers=1, config=SimConfig(batch_size=200),
+                            progress=lambda a, b: None)
+    pre = PreprocessConfig(grid=EnergyGrid(start_kev=2.8, step_kev=0.08, n_channels=340))
+    cnn = build_model(340, len(lib.classes), filters=(8, 8), kernel_sizes=(5, 3), post_conv=(8, 3))
+    base = ModelBundle(model=cnn, classes=list(lib.classes), class_names=list(lib.class_names), preprocess=pre)
+    bundle, _ = train_evidence_model(base, data, seed=1, epochs=2, n_heads=2, log=lambda m: None)
+    save_model(bundle, d / "evidence.keras")
+    cal = EnergyCalibration(-0.5, 0.04)
+    bands = [(("VM",), ()), (("LW",), ()), (("VM",), ("ZW",)), (("LW",), ()), (("VM",), ()), (("VM",), ("ZW",))]
+    spec, _, _ = simulate_stacks(bands, cal, 1024, n_per_stack=4 * 24, seed=3, counts=(5e3, 1e4))
+    write_scan_h5(d / "scan.h5", spec.reshape(24, 24, 1024).astype(np.uint16), cal)
+    regions = [{"name": f"band {i}", "shape": "rectangle", "row0": 4 * i, "col0": 0, "row1": 4 * i + 4, "col1": 24,
+                "top": list(t), "bottom": list(b)} for i, (t, b) in enumerate(bands)]
+    (d / "labels.json").write_text(json.dumps({"version": 1, "regions": regions}))
+    return d
+
+
+def _config(**kw):
+    from xrfcore.model.config import FinetuneConfig
+
+    base = dict(train_fraction=0.5, block_size=8, validation_fraction=0.25, augment_copies=1, simulate_per_stack=8,
+                rehearsal_ratio=0.2, stage1_epochs=3, stage2_epochs=0, batch_size=32, patience=2)
+    return FinetuneConfig(**{**base, **kw})
+
+
+def test_evidence_model_finetunes_its_head_and_keeps_gate_and_layers(evidence_setup):
+    from xrfcore.io import open_scan
+    from xrfcore.labels import load_labels
+    from xrfcore.model import load_model
+    from xrfcore.model.evidence_finetuning import finetune_evidence_labelled
+    from xrfcore.model.evidence_model import run_model, spec_of
+    from xrfcore.model.finetuning import labelled_scan
+
+    d = evidence_setup
+    bundle = load_model(d / "evidence.keras")
+    scan = open_scan(d / "scan.h5")
+    ls = load_labels(d / "labels.json", scan_shape=scan.shape, classes=bundle.classes)
+    new, rep = finetune_evidence_labelled(bundle, [labelled_scan(scan, ls)], config=_config())
+    # scored only on pixels it never trained on, base and finetuned on the same ones
+    train_mask = rep["train_masks"][0]
+    assert train_mask.any() and (ls.mask & ~train_mask).any()
+    assert rep["before"]["n_spectra"] == rep["after"]["n_spectra"] == int((ls.mask & ~train_mask).sum())
+    assert rep["finetuned"] == "evidence head" and rep["n_training_spectra"]["simulated_stacks"] > 0
+    assert set(rep["kept_base_outputs"]) == {c for c, w in rep["finetuned_weight"].items() if w == 0.0}
+    # the saved model is still an evidence model and loads in safe mode
+    path = d / "finetuned.keras"
+    from xrfcore.model.bundle import save_model
+
+    save_model(new, path)
+    again = load_model(path)
+    spec = spec_of(again)
+    assert spec is not None and spec.layout == spec_of(bundle).layout
+    x = scan.read_rows(0, 24).reshape(-1, scan.n_channels)[:96]
+    before, after = run_model(bundle, x, scan.calibration), run_model(again, x, scan.calibration)
+    # layer outputs are the base model's; the gate still closes where the key elements are absent
+    np.testing.assert_allclose(after["surface"], before["surface"], atol=1e-5)
+    np.testing.assert_allclose(after["hidden"], before["hidden"], atol=1e-5)
+    from xrfcore.elements.evidence import fit_evidence
+    from xrfcore.model.evidence_model import element_significance
+
+    z, _ = element_significance(fit_evidence(x, scan.calibration, spec.evidence), spec.feature_elements)
+    k_cr = list(again.classes).index("CrG")
+    no_cr = z[:, list(spec.feature_elements).index("Cr")] < spec.gate_significance
+    assert no_cr.any()
+    not_seen = float(np.interp(0.0, spec.calibration[spec.layout.slices()["any"].start + k_cr]["x"],
+                               spec.calibration[spec.layout.slices()["any"].start + k_cr]["y"]))
+    np.testing.assert_allclose(after["any"][no_cr, k_cr], not_seen, atol=1e-6)
+    assert np.all((after["any"] >= 0) & (after["any"] <= 1))
+
+
+def test_finetune_workflow_keeps_an_evidence_model_an_evidence_model(evidence_setup, tmp_path):
+    from xrfcore.model import load_model
+    from xrfcore.model.evidence_model import spec_of
+    from xrfcore.workflows import finetune
+
+    d = evidence_setup
+    messages = []
+    res = finetune(model=d / "evidence.keras", scans=[d / "scan.h5"], labels=[d / "labels.json"],
+                   out=tmp_path / "ft.keras", config=_config(), register=False, log=messages.append)
+    assert spec_of(load_model(res["model"])) is not None
+    assert any("evidence-backed model" in m for m in messages)
+    assert res["n_test"] > 0 and set(res["per_pigment_f1"]) == set(load_model(res["model"]).classes)
+
+
+def test_finetuned_output_is_kept_only_where_it_calls_validation_regions_better():
+    from xrfcore.model.evidence_finetuning import choose_finetuned
+
+    y = np.array([[1, 0, 0, 1, 1], [0, 1, 0, 0, 0], [1, 0, 0, 1, 0], [0, 0, 0, 0, 1]])
+    base = np.array([[0.9, 0.1, 0.3, 0.6, 0.2], [0.1, 0.4, 0.3, 0.2, 0.1], [0.8, 0.2, 0.2, 0.7, 0.1],
+                     [0.1, 0.1, 0.1, 0.1, 0.2]])
+    ft = np.array([[0.95, 0.2, 0.1, 0.99, 0.9], [0.05, 0.8, 0.1, 0.01, 0.9], [0.9, 0.1, 0.05, 0.4, 0.1],
+                   [0.1, 0.1, 0.1, 0.1, 0.9]])
+    keep = choose_finetuned(y, base, ft)
+    # 0: same F1, lower loss -> base (a tie); 1: F1 0 -> 1 -> finetuned; 2: neither calls -> base;
+    # 3: F1 1.0 -> 0.67 -> base; 4: F1 0 -> 0.8, but one new false call -> base
+    assert keep.tolist() == [False, True, False, False, False]
