@@ -144,9 +144,8 @@ def finetune_evidence_labelled(bundle: Any, scans: Sequence[Any], *, config: Fin
     from xrfcore.model.bundle import ModelBundle
     from xrfcore.model.evidence_model import EvidenceModelSpec, spec_of
     from xrfcore.model.evidence_training import masked_binary_crossentropy
-    from xrfcore.model.finetuning import extra_raw, judge_against_base, validation_split
+    from xrfcore.model.finetuning import extra_raw, finetune_report, plan_split
     from xrfcore.model.metrics import per_pigment_metrics
-    from xrfcore.model.splits import pixel_groups, split_by_region, split_pixels, split_summary
     from xrfcore.model.train import set_seed
 
     if not isinstance(config, FinetuneConfig):
@@ -164,25 +163,9 @@ def finetune_evidence_labelled(bundle: Any, scans: Sequence[Any], *, config: Fin
     configs = [_scan_evidence_config(spec.evidence, s) for s in scans]
     parts = [evidence_inputs(bundle, s.spectra, s.calibration, cfg) for s, cfg in zip(scans, configs)]
     data = {k: np.concatenate([p[k] for p in parts]) for k in ("t", "f", "z", "known")}
-    Y = np.concatenate([s.labels for s in scans]).astype(np.uint8)
-    offsets = list(np.cumsum([0] + [s.spectra.shape[0] for s in scans]))
-    regions, units = pixel_groups([s.labelset.region_index for s in scans], [s.labelset.mask for s in scans],
-                                  block_size=config.block_size)
-    if config.split == "regions":
-        split = split_by_region(regions, Y, units=units, train_fraction=config.train_fraction, seed=seed)
-    else:
-        split = split_pixels(Y.shape[0], config.train_fraction, seed)
-    summary = split_summary(regions, Y, split, classes)
-    for w in summary["warnings"]:
-        log("WARNING: " + w)
-    inner, val = validation_split(regions, units, Y, split.train, config, seed)
-    log(f"{split.kind} split: {split.train.size} training pixels ({summary['n_train_regions']} regions), "
-        f"{split.test.size} test pixels ({summary['n_test_regions']} regions wholly held out); "
-        f"validation {val.size} pixels; finetuning the evidence head (trunk frozen)")
-    train_mask = np.zeros(Y.shape[0], bool)
-    train_mask[split.train] = True
-    inner_mask = np.zeros(Y.shape[0], bool)
-    inner_mask[inner] = True
+    plan = plan_split(scans, config, classes, log, what="; finetuning the evidence head (trunk frozen)")
+    Y, offsets, split = plan.Y, plan.offsets, plan.split
+    inner, val, inner_mask = plan.inner, plan.val, plan.inner_mask
     raw_parts, extra_counts = extra_raw(scans, offsets, inner_mask, classes, config, seed, log)
     extra = {"t": [], "f": [], "y": []}
     for counts, cal, y in raw_parts:
@@ -245,27 +228,15 @@ def finetune_evidence_labelled(bundle: Any, scans: Sequence[Any], *, config: Fin
     p_after = _probabilities(new_spec, raw_of(mixed, split.test), _sub(data, split.test), calibration)
     before = per_pigment_metrics(Y[split.test], p_before[:, sl["any"]], classes)
     after = per_pigment_metrics(Y[split.test], p_after[:, sl["any"]], classes)
-    worse, extra_warnings = judge_against_base(before, after, log)
-    warnings = list(summary["warnings"]) + extra_warnings
     weights = use_ft[sl["any"]].astype(float)
     kept = [c for c, w in zip(classes, weights) if w == 0.0]
     if kept:
         log("outputs kept from the base model (finetuning did not help on the validation regions): " + ", ".join(kept))
-    masks = []
-    for i, s in enumerate(scans):
-        m = np.zeros(s.labelset.mask.shape, bool)
-        rows, cols = s.labelset.pixel_index()
-        m[rows[train_mask[offsets[i]:offsets[i + 1]]], cols[train_mask[offsets[i]:offsets[i + 1]]]] = True
-        masks.append(m)
-    report = {
-        "config": config.to_dict(), "split": summary, "before": before, "after": after,
-        "worse_than_base": worse, "kept_base_outputs": kept,
-        "finetuned_weight": {c: float(w) for c, w in zip(classes, weights)}, "validation_before": val_before,
-        "validation_after": val_after, "n_validation_pixels": int(val.size),
-        "n_training_spectra": {"labelled": int(inner.size), **extra_counts}, "warnings": warnings,
-        "history": {"evidence head": {k: [float(v) for v in vals] for k, vals in hist.history.items()}},
-        "train_masks": masks, "seconds": time.perf_counter() - t0, "finetuned": "evidence head",
-    }
+    history = {"evidence head": {k: [float(v) for v in vals] for k, vals in hist.history.items()}}
+    report = finetune_report(plan, scans, config, classes, before=before, after=after, weights=weights,
+                             val_before=val_before, val_after=val_after, extra_counts=extra_counts, history=history,
+                             seconds=time.perf_counter() - t0, log=log)
+    report["finetuned"] = "evidence head"
     return new, report
 
 

@@ -40,7 +40,8 @@ from xrfcore.model.config import FinetuneConfig
 from xrfcore.model.splits import Split, pixel_groups, split_by_region, split_pixels, split_summary
 
 __all__ = ["LabelledScan", "labelled_scan", "finetune_labelled", "merge_outputs", "choose_output_weights",
-           "compare_metrics", "judge_against_base", "MIX_GRID", "extra_raw", "validation_split"]
+           "compare_metrics", "judge_against_base", "MIX_GRID", "extra_raw", "validation_split", "SplitPlan",
+           "plan_split", "finetune_report"]
 
 ProgressFn = Callable[[int, dict], None]
 
@@ -262,6 +263,78 @@ def _reorder(labels: np.ndarray, have: list[str], want: list[str]) -> np.ndarray
     return labels[:, [have.index(c) for c in want]].astype(np.uint8)
 
 
+@dataclass
+class SplitPlan:
+    """How the pooled labelled pixels of some scans are used: labels, split, validation, masks.
+
+    ``inner``/``val`` index the pooled pixels (training proper / validation for early stopping);
+    ``train_mask`` marks the whole training part (validation included), ``inner_mask`` the training proper.
+    """
+
+    Y: np.ndarray
+    offsets: list[int]
+    split: Split
+    summary: dict[str, Any]
+    inner: np.ndarray
+    val: np.ndarray
+    train_mask: np.ndarray
+    inner_mask: np.ndarray
+
+    def scan_masks(self, scans: Sequence[LabelledScan]) -> list[np.ndarray]:
+        """Per scan, ``(H, W)`` bool: the pixels of the training part (what the lineage records)."""
+        masks = []
+        for i, s in enumerate(scans):
+            m = np.zeros(s.labelset.mask.shape, bool)
+            rows, cols = s.labelset.pixel_index()
+            sel = self.train_mask[self.offsets[i]:self.offsets[i + 1]]
+            m[rows[sel], cols[sel]] = True
+            masks.append(m)
+        return masks
+
+
+def finetune_report(plan: SplitPlan, scans: Sequence[LabelledScan], config: FinetuneConfig, classes: list[str], *,
+                    before: dict, after: dict, weights: np.ndarray, val_before: dict | None, val_after: dict | None,
+                    extra_counts: dict, history: Any, seconds: float, log: Callable[[str], None]) -> dict[str, Any]:
+    """The report of a finetuning run (see :func:`finetune_labelled`), with the verdict against the base."""
+    worse, extra_warnings = judge_against_base(before, after, log)
+    kept = [c for c, w in zip(classes, weights) if w == 0.0]
+    return {
+        "config": config.to_dict(), "split": plan.summary, "before": before, "after": after,
+        "worse_than_base": worse, "kept_base_outputs": kept,
+        "finetuned_weight": {c: float(w) for c, w in zip(classes, weights)}, "validation_before": val_before,
+        "validation_after": val_after, "n_validation_pixels": int(plan.val.size),
+        "n_training_spectra": {"labelled": int(plan.inner.size), **extra_counts},
+        "warnings": list(plan.summary["warnings"]) + extra_warnings,
+        "history": history, "train_masks": plan.scan_masks(scans), "seconds": seconds,
+    }
+
+
+def plan_split(scans: Sequence[LabelledScan], options: FinetuneConfig, classes: list[str],
+               log: Callable[[str], None], *, what: str = "") -> SplitPlan:
+    """Split the pooled labelled pixels (``options.split``) and hold validation out of the training part."""
+    seed = int(options.seed)
+    Y = np.concatenate([s.labels for s in scans]).astype(np.uint8)
+    offsets = [int(v) for v in np.cumsum([0] + [s.spectra.shape[0] for s in scans])]
+    regions, units = pixel_groups([s.labelset.region_index for s in scans], [s.labelset.mask for s in scans],
+                                  block_size=options.block_size)
+    if options.split == "regions":
+        split: Split = split_by_region(regions, Y, units=units, train_fraction=options.train_fraction, seed=seed)
+    else:
+        split = split_pixels(Y.shape[0], options.train_fraction, seed)
+    summary = split_summary(regions, Y, split, classes)
+    for w in summary["warnings"]:
+        log("WARNING: " + w)
+    inner, val = validation_split(regions, units, Y, split.train, options, seed)
+    log(f"{split.kind} split: {split.train.size} training pixels ({summary['n_train_regions']} regions), "
+        f"{split.test.size} test pixels ({summary['n_test_regions']} regions wholly held out); "
+        f"validation {val.size} pixels{what}")
+    train_mask = np.zeros(Y.shape[0], bool)
+    train_mask[split.train] = True  # every pixel of the training part counts as trained-on (validation too)
+    inner_mask = np.zeros(Y.shape[0], bool)
+    inner_mask[inner] = True
+    return SplitPlan(Y, offsets, split, summary, inner, val, train_mask, inner_mask)
+
+
 def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, config: FinetuneConfig = FinetuneConfig(),
                       progress: ProgressFn | None = None,
                       log: Callable[[str], None] = lambda msg: None) -> tuple[Any, dict[str, Any]]:
@@ -321,25 +394,9 @@ def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, config: Fin
     classes = list(bundle.classes)
     pre = bundle.preprocess
     X = np.concatenate([model_inputs(s.spectra, s.calibration, pre) for s in scans])
-    Y = np.concatenate([s.labels for s in scans]).astype(np.uint8)
-    offsets = list(np.cumsum([0] + [s.spectra.shape[0] for s in scans]))
-    regions, units = pixel_groups([s.labelset.region_index for s in scans], [s.labelset.mask for s in scans],
-                                  block_size=options.block_size)
-    if options.split == "regions":
-        split: Split = split_by_region(regions, Y, units=units, train_fraction=options.train_fraction, seed=seed)
-    else:
-        split = split_pixels(X.shape[0], options.train_fraction, seed)
-    summary = split_summary(regions, Y, split, classes)
-    for w in summary["warnings"]:
-        log("WARNING: " + w)
-    inner, val = validation_split(regions, units, Y, split.train, options, seed)
-    log(f"{split.kind} split: {split.train.size} training pixels ({summary['n_train_regions']} regions), "
-        f"{split.test.size} test pixels ({summary['n_test_regions']} regions wholly held out); "
-        f"validation {val.size} pixels")
-    train_mask = np.zeros(X.shape[0], bool)
-    train_mask[split.train] = True  # every pixel of the training part counts as trained-on (validation too)
-    inner_mask = np.zeros(X.shape[0], bool)
-    inner_mask[inner] = True
+    plan = plan_split(scans, options, classes, log)
+    Y, offsets, split = plan.Y, plan.offsets, plan.split
+    inner, val, inner_mask = plan.inner, plan.val, plan.inner_mask
     X_extra, Y_extra, extra_counts = _extra_training(scans, offsets, inner_mask, pre, classes, options, seed, log)
     X_fit = np.concatenate([X[inner], X_extra])
     Y_fit = np.concatenate([Y[inner], Y_extra])
@@ -347,7 +404,6 @@ def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, config: Fin
                             validation=(X[val], Y[val]) if val.size else None, progress=progress,
                             data_info={"split": split.kind, "n_test": int(split.test.size),
                                        "n_validation": int(val.size)})
-    kept: list[str] = []
     weights = np.ones(len(classes))
     val_before = val_after = None
     if val.size:
@@ -357,7 +413,6 @@ def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, config: Fin
         val_after = per_pigment_metrics(Y[val], p_ft_val, classes)
         if options.keep_base_where_worse:
             weights = choose_output_weights(Y[val], p_base_val, p_ft_val)
-    kept = [c for c, w in zip(classes, weights) if w == 0.0]
     if np.any(weights < 1.0):
         log("output of the saved model per pigment (share of the finetuned model, rest base model, chosen on the "
             "validation regions): " + ", ".join(f"{c} {w:g}" for c, w in zip(classes, weights) if w < 1.0))
@@ -365,21 +420,7 @@ def finetune_labelled(bundle: Any, scans: Sequence[LabelledScan], *, config: Fin
                           class_names=list(new.class_names), preprocess=pre, metadata=new.metadata)
     before = per_pigment_metrics(Y[split.test], predict_preprocessed(bundle.model, X[split.test]), classes)
     after = per_pigment_metrics(Y[split.test], predict_preprocessed(new.model, X[split.test]), classes)
-    worse, extra_warnings = judge_against_base(before, after, log)
-    warnings = list(summary["warnings"]) + extra_warnings
-    masks = []
-    for i, s in enumerate(scans):
-        m = np.zeros(s.labelset.mask.shape, bool)
-        rows, cols = s.labelset.pixel_index()
-        sel = train_mask[offsets[i]:offsets[i + 1]]
-        m[rows[sel], cols[sel]] = True
-        masks.append(m)
-    report = {
-        "config": config.to_dict(), "split": summary, "before": before, "after": after,
-        "worse_than_base": worse, "kept_base_outputs": kept,
-        "finetuned_weight": {c: float(w) for c, w in zip(classes, weights)}, "validation_before": val_before,
-        "validation_after": val_after, "n_validation_pixels": int(val.size),
-        "n_training_spectra": {"labelled": int(inner.size), **extra_counts}, "warnings": warnings,
-        "history": history, "train_masks": masks, "seconds": time.perf_counter() - t0,
-    }
+    report = finetune_report(plan, scans, config, classes, before=before, after=after, weights=weights,
+                             val_before=val_before, val_after=val_after, extra_counts=extra_counts, history=history,
+                             seconds=time.perf_counter() - t0, log=log)
     return new, report
