@@ -53,7 +53,10 @@ above = share_above(cube, threshold)
 if all_maps.get("groups") is not None or all_maps["unexplained_elements"]:
     with st.expander("Same-element groups and lines the library cannot explain"):
         st.caption("Where the spectrum shows Fe, Pb or Cr but not which pigment carries it, the group's "
-                   "probability is the part that is known.")
+                   "probability is the part that is known. Inside a group the split is as confident as the "
+                   "physics allows: Prussian blue and iron oxide, lead white and red lead give the same lines. "
+                   "The lead white / red lead split follows a stated prior of the shipped model (red lead is "
+                   "usually mixed with lead white), not the spectrum; see models/README.md.")
         extra = [(name, all_maps["groups"][..., i]) for i, name in enumerate(bundle.metadata.get(
             "evidence_model", {}).get("layout", {}).get("groups", []))] if all_maps.get("groups") is not None else []
         gcols = st.columns(max(1, min(3, len(extra) + len(all_maps["unexplained_elements"]))))
