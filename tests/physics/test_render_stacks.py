@@ -65,3 +65,32 @@ def test_per_stack_scatter_in_blocks():
     np.testing.assert_allclose(blocks, whole, rtol=1e-6)
     plain = render_stacks(mf, rt, elements, ins, CAL, 512)
     assert not np.allclose(plain, whole)  # the scatter factor reaches the spectra
+
+
+@pytest.mark.parametrize("block", [None, 16])
+@pytest.mark.parametrize("secondary", [False, True])
+def test_layer_elements_come_from_the_same_pass_and_leave_the_spectra_unchanged(block, secondary):
+    from xrfcore.physics import layer_photons
+
+    elements, mf, rt, scatter = _stacks(40, seed=2)
+    ins = Instrument(tube_kv=40.0, secondary=secondary)
+    plain = render_stacks(mf, rt, elements, ins, CAL, 512, scatter_scale=scatter, block=block)
+    spec, per_layer = render_stacks(mf, rt, elements, ins, CAL, 512, scatter_scale=scatter, block=block,
+                                    layer_elements=True)
+    np.testing.assert_array_equal(spec, plain)
+    assert per_layer.shape == (40, mf.shape[1], len(elements)) and np.all(per_layer >= 0)
+    # per layer and element = the per-layer line intensities of each element, summed over its lines
+    tables = build_tables(elements, ins)
+    li, _, _ = intensities(mf, rt, tables, secondary=secondary, per_layer=True)
+    onehot = np.zeros((len(tables.lines), len(elements)))
+    onehot[np.arange(len(tables.lines)), tables.line_el] = 1.0
+    np.testing.assert_allclose(per_layer, li @ onehot, rtol=1e-12, atol=0)
+    # an element a layer does not hold delivers nothing from it
+    assert np.all(per_layer[mf == 0] == 0)
+    # photons: the lines' share of the counts that are not background; layer 1 of one-layer stacks is 0
+    two = np.zeros(40, bool)
+    two[::2] = True
+    ph = layer_photons(per_layer, spec.sum(axis=1), np.full(40, 1e5), 0.2, two)
+    assert ph.shape == (40, 2, len(elements)) and np.all(ph[~two, 1] == 0)
+    np.testing.assert_allclose(ph[two, 0].sum(axis=1) + ph[two, 1].sum(axis=1),
+                               (per_layer[two, :2].sum(axis=(1, 2)) / spec[two].sum(axis=1)) * 0.8e5, rtol=1e-10)

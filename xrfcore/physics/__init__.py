@@ -35,7 +35,7 @@ from xrfcore.physics.fluorescence import (DEFAULT_INSTRUMENT, Instrument, Layer,
 from xrfcore.scan import EnergyCalibration
 
 __all__ = ["Layer", "Stack", "Instrument", "DEFAULT_INSTRUMENT", "Tables", "build_tables", "stack_composition",
-           "intensities", "columns", "render_matrix", "render", "render_stacks", "layer_element_intensities", "simulate_spectra",
+           "intensities", "columns", "render_matrix", "render", "render_stacks", "layer_photons", "simulate_spectra",
            "library_elements", "finish_spectra"]
 
 
@@ -92,31 +92,10 @@ def render(lines: np.ndarray, rayleigh: np.ndarray, compton: np.ndarray, tables:
     return (x @ render_matrix(tables, instrument, calibration, n_channels)).astype(np.float64)
 
 
-def layer_element_intensities(mass_frac: np.ndarray, areal_g_cm2: np.ndarray, elements: tuple[str, ...],
-                              instrument: Instrument, *, block: int = 512) -> np.ndarray:
-    """Detected line intensity each layer's elements deliver, ``(n, n_layers, n_elements)``.
-
-    Same scale as :func:`render_stacks` before :func:`finish_spectra` (lines only, detector
-    efficiency included): multiply by a spectrum's counts over its physical total to get photons.
-    What makes a pigment detectable from the layer that holds it.
-    """
-    mf = np.asarray(mass_frac)
-    rt = np.asarray(areal_g_cm2)
-    tables = build_tables(tuple(elements), instrument)
-    onehot = np.zeros((len(tables.lines), len(elements)))
-    onehot[np.arange(len(tables.lines)), tables.line_el] = 1.0
-    out = np.empty(mf.shape[:2] + (len(elements),))
-    for a in range(0, mf.shape[0], max(1, int(block))):
-        b = min(mf.shape[0], a + max(1, int(block)))
-        li, _, _ = intensities(mf[a:b], rt[a:b], tables, secondary=instrument.secondary, per_layer=True)
-        out[a:b] = li @ onehot
-    return out
-
-
 def render_stacks(mass_frac: np.ndarray, areal_g_cm2: np.ndarray, elements: tuple[str, ...], instrument: Instrument,
                   calibration: EnergyCalibration, n_channels: int, *,
                   scatter_scale: float | np.ndarray = 1.0, block: int | None = None,
-                  dtype=np.float64) -> np.ndarray:
+                  dtype=np.float64, layer_elements: bool = False):
     """Noise-free spectra of layer stacks given as element arrays: tables -> intensities -> render.
 
     Parameters
@@ -139,28 +118,60 @@ def render_stacks(mass_frac: np.ndarray, areal_g_cm2: np.ndarray, elements: tupl
         bit-identical results: the float32 matrix product may round differently per block size.
     dtype : numpy dtype
         Precision of the self-absorption term (see :func:`intensities`).
+    layer_elements : bool
+        Also return the detected line intensity each layer's elements deliver, ``(n, n_layers,
+        n_elements)`` on the same scale (lines only, detector efficiency included), from the same
+        pass: what makes a pigment detectable from the layer that holds it (see :func:`layer_photons`).
 
     Returns
     -------
     (n, n_channels) ndarray, float64
         Expected counts on the physical scale (photons per sr per tube unit); give them to
-        :func:`finish_spectra` for pile-up, background, count level and noise.
+        :func:`finish_spectra` for pile-up, background, count level and noise. With
+        ``layer_elements``, a tuple ``(spectra, layer_element_lines)``.
     """
     mf = np.asarray(mass_frac)
     rt = np.asarray(areal_g_cm2)
     tables = build_tables(tuple(elements), instrument)
     n = mf.shape[0]
     step = n if block is None else max(1, int(block))
+    layers = np.empty(mf.shape[:2] + (len(tables.lines),)) if layer_elements else None
     if step >= n:
-        li, ra, co = intensities(mf, rt, tables, secondary=instrument.secondary, dtype=dtype)
-        return render(li, ra, co, tables, instrument, calibration, n_channels, scatter_scale=scatter_scale)
-    out = np.empty((n, n_channels))
-    sc = np.asarray(scatter_scale, dtype=np.float64)
-    for a in range(0, n, step):
-        b = min(n, a + step)
-        li, ra, co = intensities(mf[a:b], rt[a:b], tables, secondary=instrument.secondary, dtype=dtype)
-        out[a:b] = render(li, ra, co, tables, instrument, calibration, n_channels,
-                          scatter_scale=sc[a:b] if sc.ndim else scatter_scale)
+        li, ra, co = intensities(mf, rt, tables, secondary=instrument.secondary, dtype=dtype, layers_out=layers)
+        out = render(li, ra, co, tables, instrument, calibration, n_channels, scatter_scale=scatter_scale)
+    else:
+        out = np.empty((n, n_channels))
+        sc = np.asarray(scatter_scale, dtype=np.float64)
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            li, ra, co = intensities(mf[a:b], rt[a:b], tables, secondary=instrument.secondary, dtype=dtype,
+                                     layers_out=None if layers is None else layers[a:b])
+            out[a:b] = render(li, ra, co, tables, instrument, calibration, n_channels,
+                              scatter_scale=sc[a:b] if sc.ndim else scatter_scale)
+    if layers is None:
+        return out
+    onehot = np.zeros((len(tables.lines), len(elements)))
+    onehot[np.arange(len(tables.lines)), tables.line_el] = 1.0
+    return out, layers @ onehot
+
+
+def layer_photons(layer_element_lines: np.ndarray, physical_total: np.ndarray, total_counts: np.ndarray,
+                  background_fraction: float | np.ndarray, two_paint_layers: np.ndarray) -> np.ndarray:
+    """Expected photons each element of the upper (0) and lower (1) paint layer puts into a spectrum.
+
+    ``layer_element_lines`` (n, n_layers, E) and ``physical_total`` (n,) are :func:`render_stacks`' outputs
+    (``spectra.sum(axis=1)``); ``total_counts`` (n,) and ``background_fraction`` (scalar or (n,), the share of
+    the counts :func:`finish_spectra` gives the background) are what the spectra were finished with. Where a
+    stack has one paint layer (``two_paint_layers`` False) layer 1 is the ground and its entry is 0.
+
+    Returns
+    -------
+    (n, 2, E) ndarray
+    """
+    share = np.asarray(total_counts, dtype=np.float64) * (1.0 - np.clip(background_fraction, 0.0, 0.95))
+    share = share / np.maximum(np.asarray(physical_total, dtype=np.float64), 1e-30)
+    out = np.asarray(layer_element_lines)[:, :2] * share[:, None, None]
+    out[~np.asarray(two_paint_layers, dtype=bool), 1] = 0.0
     return out
 
 

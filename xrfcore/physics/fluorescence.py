@@ -286,7 +286,8 @@ def _above(x: np.ndarray) -> np.ndarray:
 
 def intensities(mass_frac: np.ndarray, areal_g_cm2: np.ndarray, tables: Tables, *,
                 weights: np.ndarray | None = None, secondary: bool = False, chunk: int = 64,
-                dtype=np.float64, per_layer: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                dtype=np.float64, per_layer: bool = False,
+                layers_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Detected line and scatter intensities of many stacks (before the detector response).
 
     Parameters
@@ -306,6 +307,9 @@ def intensities(mass_frac: np.ndarray, areal_g_cm2: np.ndarray, tables: Tables, 
     per_layer : bool
         Return the line intensities per layer, ``(n_stacks, n_layers, n_lines)`` (what each layer
         delivers to the detector; they sum over layers to the default result).
+    layers_out : (n_stacks, n_layers, n_lines) ndarray, optional
+        Filled with the per-layer line intensities while the summed ones are returned (one pass
+        for both; the summed result is the same as without it).
 
     Returns
     -------
@@ -334,11 +338,14 @@ def intensities(mass_frac: np.ndarray, areal_g_cm2: np.ndarray, tables: Tables, 
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
         wb = w if w.ndim == 1 else w[a:b]
-        out_l[a:b], out_r[a:b], out_c[a:b] = _chunk(mf[a:b], rt[a:b], tables, wb, secondary, dtype, per_layer)
+        out_l[a:b], out_r[a:b], out_c[a:b], layers = _chunk(mf[a:b], rt[a:b], tables, wb, secondary, dtype,
+                                                            per_layer, layers_out is not None)
+        if layers_out is not None:
+            layers_out[a:b] = layers
     return out_l, out_r, out_c
 
 
-def _chunk(mf, rt, t: Tables, w, secondary, dtype, per_layer=False):
+def _chunk(mf, rt, t: Tables, w, secondary, dtype, per_layer=False, layers_too=False):
     si, so = t.sin_in, t.sin_out
     mu0 = mf @ t.mu_e0                       # (S, L, E0)
     mul = mf @ t.mu_line                     # (S, L, N)
@@ -354,11 +361,12 @@ def _chunk(mf, rt, t: Tables, w, secondary, dtype, per_layer=False):
     # I[s,n] = sum_{l,e} wa[s,l,e] selfabs[s,l,e,n] sigma[e,n] conc[s,l,n]
     tmp = np.einsum("sle,slen->sln", wa.astype(dtype), selfabs * t.sigma.astype(dtype), optimize=True)
     lines = (tmp * conc * t.eff_line) if per_layer else np.einsum("sln,sln->sn", tmp, conc) * t.eff_line
+    layers = lines if per_layer else (tmp * conc * t.eff_line if layers_too else None)
     # scatter: Rayleigh (E0 -> E0) and Compton (E0 -> Ec), per sr
     mu_c = mf @ t.mu_compton
     ray = _scatter(mf @ t.dcs_rayl, mu0, mu0, rt3, wa, si, so) * t.eff_rayl
     com = _scatter(mf @ t.dcs_compt, mu0, mu_c, rt3, wa, si, so) * t.eff_compt
-    return lines, ray, com
+    return lines, ray, com, layers
 
 
 def _scatter(dcs, mu_in, mu_out, rt3, wa, si, so):

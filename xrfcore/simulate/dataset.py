@@ -280,7 +280,7 @@ def sample_batch(config: SimConfig, seed_seq: np.random.SeedSequence, n: int, li
     (expected photons each element of the upper (0) and lower (1) paint layer puts into the spectrum;
     elements in :func:`xrfcore.physics.library_elements` order), and ``params/<name>`` arrays.
     """
-    from xrfcore.physics import Instrument, finish_spectra, layer_element_intensities, library_elements, render_stacks
+    from xrfcore.physics import Instrument, finish_spectra, layer_photons, library_elements, render_stacks
     from xrfcore.scan import EnergyCalibration
 
     rng = np.random.default_rng(seed_seq)
@@ -327,14 +327,12 @@ def sample_batch(config: SimConfig, seed_seq: np.random.SeedSequence, n: int, li
     pileup = rng.uniform(*cfg.pileup_fraction, n)
 
     mf, rt = paint_stack_arrays(top, top_um, bottom, bottom_um, ground_um, library, pm, rho, names, two)
-    spec = render_stacks(mf, rt, elements, ins, cal, cfg.n_channels, scatter_scale=scatter, dtype=np.float32)
+    spec, layer_lines = render_stacks(mf, rt, elements, ins, cal, cfg.n_channels, scatter_scale=scatter,
+                                      dtype=np.float32, layer_elements=True)
     bg = smooth_background(cal.energies(cfg.n_channels), rng, n) * bg_level[:, None]
     spectra = finish_spectra(spec, cal, pileup_fraction=pileup, background=bg, total_counts=counts, rng=rng)
     # expected photons each paint layer's elements put into the spectrum (what makes a label detectable)
-    layer_lines = layer_element_intensities(mf, rt, elements, ins)[:, :2]
-    fluor_share = counts * (1.0 - np.clip(bg.sum(axis=1), 0.0, 0.95)) / np.maximum(spec.sum(axis=1), 1e-30)
-    layer_photons = layer_lines * fluor_share[:, None, None]
-    layer_photons[~two, 1] = 0.0  # one paint layer over the ground: layer 1 is the ground
+    photons = layer_photons(layer_lines, spec.sum(axis=1), counts, bg.sum(axis=1), two)
 
     label_of = np.zeros((n_pig, len(classes)), dtype=np.uint8)
     for i, p in enumerate(library.pigments):
@@ -348,7 +346,7 @@ def sample_batch(config: SimConfig, seed_seq: np.random.SeedSequence, n: int, li
         "labels": (lt | lb),
         "labels_top": lt,
         "labels_bottom": lb,
-        "layer_photons": layer_photons.astype(np.float32),
+        "layer_photons": photons.astype(np.float32),
         "params/top_fractions": top.astype(np.float32),
         "params/bottom_fractions": bottom.astype(np.float32),
         "params/n_paint_layers": np.where(two, 2, 1).astype(np.uint8),

@@ -119,7 +119,7 @@ def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration
         detectable from its layer), ``photon_elements`` (n_elements,) their symbols.
     """
     from xrfcore.library import load_library
-    from xrfcore.physics import Instrument, finish_spectra, layer_element_intensities, library_elements, render_stacks
+    from xrfcore.physics import Instrument, finish_spectra, layer_photons, library_elements, render_stacks
     from xrfcore.simulate.dataset import paint_stack_arrays, pigment_matrix
 
     if physics_variant not in ("measured", "training"):
@@ -179,15 +179,14 @@ def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration
     upper_um = np.where(has_top, top_um.reshape(-1), bot_um.reshape(-1))
     lower_um = np.where(has_top, bot_um.reshape(-1), 0.0)
     mf, rt = paint_stack_arrays(upper, upper_um, fb, lower_um, ground_um.reshape(-1), lib, pm, rho, names)
-    spec = render_stacks(mf, rt, elements, ins, calibration, n_channels, block=pixel_block)
+    spec, layer_lines = render_stacks(mf, rt, elements, ins, calibration, n_channels, block=pixel_block,
+                                      layer_elements=True)
     phys_total = spec.sum(axis=1)
     counts_px = count_level * phys_total / np.median(phys_total)
     bg = measured_background(calibration.energies(n_channels)) * 0.15 if measured else None
     # expected photons each paint layer's elements put into the spectrum (lines, escape peaks included)
-    layer_lines = layer_element_intensities(mf, rt, elements, ins, block=pixel_block)[:, :2]
-    fluor_share = counts_px * (1.0 - (min(float(bg.sum()), 0.95) if bg is not None else 0.0)) / phys_total
-    layer_photons = layer_lines * fluor_share[:, None, None]
-    layer_photons[~(lower_um > 0), 1] = 0.0  # one paint layer over the ground: layer 1 is the ground
+    photons = layer_photons(layer_lines, phys_total, counts_px, float(bg.sum()) if bg is not None else 0.0,
+                            lower_um > 0)
     out = finish_spectra(spec, calibration, pileup_fraction=ins.pileup_fraction, background=bg,
                          total_counts=counts_px, rng=rng)
     if out.max() > np.iinfo(np.uint16).max:
@@ -210,7 +209,7 @@ def make_mockup(*, seed: int, calibration: EnergyCalibration = EnergyCalibration
         "top_um": top_um.astype(np.float32),
         "bottom_um": bot_um.astype(np.float32),
         "ground_um": ground_um.astype(np.float32),
-        "layer_photons": layer_photons.reshape(n_rows, n_cols, 2, len(elements)).astype(np.float32),
+        "layer_photons": photons.reshape(n_rows, n_cols, 2, len(elements)).astype(np.float32),
         "photon_elements": tuple(elements),
     }
     return counts, labels
