@@ -10,7 +10,8 @@ from typing import Any, Mapping, Sequence
 import keras
 from keras import layers
 
-__all__ = ["build_model", "copy_model", "model_flops", "architecture_flops", "DEFAULT_FILTERS", "DEFAULT_KERNEL_SIZES"]
+__all__ = ["build_model", "copy_model", "uncompiled_copy", "weighted_outputs", "model_flops", "architecture_flops",
+           "DEFAULT_FILTERS", "DEFAULT_KERNEL_SIZES"]
 
 #: Filters of the five convolutional blocks (METHOD.md "Model").
 DEFAULT_FILTERS: tuple[int, ...] = (64, 64, 64, 64, 128)
@@ -177,3 +178,34 @@ def copy_model(model: keras.Model) -> keras.Model:
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
     return clone
+
+
+def uncompiled_copy(model: keras.Model, name: str) -> keras.Model:
+    """A copy of ``model`` (same architecture and weights) named ``name``, built from its config.
+
+    Unlike :func:`copy_model` (``clone_model``), the copy carries no compile state (loss, optimizer):
+    nested inside another model it would otherwise go into the saved file, and safe loading refuses a
+    custom loss.
+    """
+    copy = keras.Model.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    copy.name = name
+    return copy
+
+
+def weighted_outputs(outputs: Sequence[Any], weights: Sequence[Any], *, concat_name: str, mix_name: str) -> Any:
+    """``sum_m weights[m][k] * outputs[m][k]`` per output k, as built-in layers (a Concatenate and a fixed,
+    non-trainable Dense), so a model made of it saves and loads in safe mode like any pigment model.
+
+    ``outputs``: symbolic tensors of the same width ``k``; ``weights``: one ``(k,)`` vector per tensor.
+    """
+    import numpy as np
+
+    k = int(outputs[0].shape[-1])
+    w = np.zeros((len(outputs) * k, k), np.float32)
+    for m, wm in enumerate(weights):
+        w[m * k + np.arange(k), np.arange(k)] = np.asarray(wm, np.float32)
+    mix = layers.Dense(k, use_bias=False, trainable=False, name=mix_name)
+    out = mix(layers.Concatenate(name=concat_name)(list(outputs)))
+    mix.set_weights([w])
+    return out

@@ -32,31 +32,20 @@ from xrfcore.model.config import FinetuneConfig
 __all__ = ["finetune_evidence_labelled", "evidence_inputs", "choose_finetuned"]
 
 
-def evidence_inputs(bundle: Any, spectra: np.ndarray, calibration: Any, evidence_config: Any = None) -> dict:
-    """Trunk features, standardised evidence features, ``z`` and ``known`` of raw spectra."""
+def evidence_inputs(bundle: Any, spectra: np.ndarray, calibration: Any, evidence_config: Any = None, *,
+                    trunk: Any = None) -> dict:
+    """Trunk features, standardised evidence features, ``z`` and ``known`` of raw spectra.
+
+    ``trunk``: the bundle's :func:`~xrfcore.model.evidence_training.trunk_model` (built here if not given;
+    pass it when calling for many batches).
+    """
     from xrfcore.model.evidence_model import model_inputs
+    from xrfcore.model.evidence_training import trunk_model
     from xrfcore.model.predict import predict_preprocessed
 
     inputs, extras = model_inputs(bundle, spectra, calibration, evidence_config=evidence_config)
-    trunk = _trunk_of(bundle)
-    t = predict_preprocessed(trunk, inputs[0], batch_size=256)
+    t = predict_preprocessed(trunk if trunk is not None else trunk_model(bundle.model), inputs[0], batch_size=256)
     return {"t": t.astype(np.float32), "f": inputs[1], "z": extras["z"], "known": extras["known"]}
-
-
-_TRUNKS: dict[int, Any] = {}
-
-
-def _trunk_of(bundle: Any) -> Any:
-    import keras
-
-    key = id(bundle.model)
-    if key not in _TRUNKS:
-        flat = next((layer for layer in bundle.model.layers if type(layer).__name__ == "Flatten"), None)
-        if flat is None:
-            raise ConfigError("the evidence model has no Flatten layer; it cannot be finetuned here")
-        _TRUNKS.clear()
-        _TRUNKS[key] = keras.Model(bundle.model.inputs[0], flat.output, name="trunk")
-    return _TRUNKS[key]
 
 
 def _head_of(bundle: Any) -> Any:
@@ -66,48 +55,19 @@ def _head_of(bundle: Any) -> Any:
         raise ConfigError("the evidence model has no 'evidence_head' layer; it cannot be finetuned here") from None
 
 
-def _uncompiled(model: Any, name: str) -> Any:
-    import keras
-
-    copy = keras.Model.from_config(model.get_config())
-    copy.set_weights(model.get_weights())
-    copy.name = name
-    return copy
-
-
 def _mixed_head(finetuned: Any, base: Any, use_finetuned: np.ndarray) -> Any:
     """One head model whose output k is the finetuned head's where ``use_finetuned[k]``, else the base head's."""
     import keras
 
-    k = int(finetuned.output_shape[-1])
-    ft, bs = _uncompiled(finetuned, "finetuned_head"), _uncompiled(base, "base_head")
+    from xrfcore.model.architecture import uncompiled_copy, weighted_outputs
+
+    ft, bs = uncompiled_copy(finetuned, "finetuned_head"), uncompiled_copy(base, "base_head")
     t_in = keras.Input(finetuned.inputs[0].shape[1:], name="trunk_features")
     e_in = keras.Input(finetuned.inputs[1].shape[1:], name="evidence")
-    both = keras.layers.Concatenate(name="both_heads")([ft([t_in, e_in]), bs([t_in, e_in])])
-    mix = keras.layers.Dense(k, use_bias=False, trainable=False, name="base_where_worse")
-    out = mix(both)
-    w = np.zeros((2 * k, k), np.float32)
-    w[np.arange(k), np.arange(k)] = use_finetuned.astype(np.float32)
-    w[k + np.arange(k), np.arange(k)] = 1.0 - use_finetuned.astype(np.float32)
-    mix.set_weights([w])
+    w = use_finetuned.astype(np.float32)
+    out = weighted_outputs([ft([t_in, e_in]), bs([t_in, e_in])], [w, 1.0 - w], concat_name="both_heads",
+                           mix_name="base_where_worse")
     return keras.Model([t_in, e_in], out, name="evidence_head")
-
-
-def _joined(bundle: Any, head: Any) -> Any:
-    import keras
-
-    spec_in = bundle.model.inputs[0]
-    flat = next(layer for layer in bundle.model.layers if type(layer).__name__ == "Flatten")
-    ev_in = keras.Input(head.inputs[1].shape[1:], name="evidence")
-    return keras.Model([spec_in, ev_in], head([flat.output, ev_in]), name="evidence_model")
-
-
-def _probabilities(spec: Any, raw: np.ndarray, data: dict, calibration: Sequence[dict] | None) -> np.ndarray:
-    from xrfcore.model.evidence_model import apply_gate, apply_isotonic, gate_matrix
-
-    gate = gate_matrix(spec.layout, spec.feature_elements)
-    gated = apply_gate(raw, data["z"], data["known"], gate, spec.gate_significance)
-    return apply_isotonic(gated, list(calibration)) if calibration is not None else gated
 
 
 def _identity_map(not_seen: float) -> dict[str, list[float]]:
@@ -116,18 +76,15 @@ def _identity_map(not_seen: float) -> dict[str, list[float]]:
 
 
 def _targets(labels: np.ndarray, classes: list[str], layout: Any) -> np.ndarray:
-    """Masked targets (float, -1 = not trained) of the layout from any-layer labels."""
-    from xrfcore.model.evidence_model import GROUPS
+    """Targets (float, -1 = not trained) of the layout from any-layer labels: ``any`` and ``groups`` as
+    :func:`~xrfcore.model.evidence_model.layout_targets` gives them; the layer outputs are not trained."""
+    from xrfcore.model.evidence_model import layout_targets
 
-    n = labels.shape[0]
-    out = np.full((n, layout.n_outputs), -1.0, np.float32)
-    sl = layout.slices()
-    out[:, sl["any"]] = labels
-    if "groups" in sl:
-        for g, (_, members, _) in enumerate(GROUPS[: sl["groups"].stop - sl["groups"].start]):
-            idx = [classes.index(c) for c in members if c in classes]
-            if idx:
-                out[:, sl["groups"].start + g] = labels[:, idx].max(axis=1)
+    y = np.asarray(labels).astype(np.uint8)
+    out = layout_targets(y, y, np.zeros_like(y), classes).astype(np.float32)
+    for head in ("surface", "hidden"):
+        if head in layout.slices():
+            out[:, layout.slices()[head]] = -1.0
     return out
 
 
@@ -141,11 +98,13 @@ def finetune_evidence_labelled(bundle: Any, scans: Sequence[Any], *, config: Fin
     """
     import keras
 
+    from xrfcore.model.architecture import uncompiled_copy
     from xrfcore.model.bundle import ModelBundle
-    from xrfcore.model.evidence_model import EvidenceModelSpec, spec_of
-    from xrfcore.model.evidence_training import masked_binary_crossentropy
+    from xrfcore.model.evidence_model import gated_probabilities, spec_of
+    from xrfcore.model.evidence_training import joined_model, masked_binary_crossentropy, trunk_model
     from xrfcore.model.finetuning import extra_raw, finetune_report, plan_split
     from xrfcore.model.metrics import per_pigment_metrics
+    from xrfcore.model.predict import predict_preprocessed
     from xrfcore.model.train import set_seed
 
     if not isinstance(config, FinetuneConfig):
@@ -161,7 +120,8 @@ def finetune_evidence_labelled(bundle: Any, scans: Sequence[Any], *, config: Fin
     classes = list(bundle.classes)
     layout = spec.layout
     configs = [_scan_evidence_config(spec.evidence, s) for s in scans]
-    parts = [evidence_inputs(bundle, s.spectra, s.calibration, cfg) for s, cfg in zip(scans, configs)]
+    trunk = trunk_model(bundle.model)
+    parts = [evidence_inputs(bundle, s.spectra, s.calibration, cfg, trunk=trunk) for s, cfg in zip(scans, configs)]
     data = {k: np.concatenate([p[k] for p in parts]) for k in ("t", "f", "z", "known")}
     plan = plan_split(scans, config, classes, log, what="; finetuning the evidence head (trunk frozen)")
     Y, offsets, split = plan.Y, plan.offsets, plan.split
@@ -170,7 +130,7 @@ def finetune_evidence_labelled(bundle: Any, scans: Sequence[Any], *, config: Fin
     extra = {"t": [], "f": [], "y": []}
     for counts, cal, y in raw_parts:
         # the evidence config of the scan whose calibration (or a jitter of it) the part uses
-        e = evidence_inputs(bundle, counts, cal, configs[_nearest_scan(cal, scans)])
+        e = evidence_inputs(bundle, counts, cal, configs[_nearest_scan(cal, scans)], trunk=trunk)
         extra["t"].append(e["t"])
         extra["f"].append(e["f"])
         extra["y"].append(y)
@@ -178,7 +138,7 @@ def finetune_evidence_labelled(bundle: Any, scans: Sequence[Any], *, config: Fin
     F_fit = np.concatenate([data["f"][inner]] + extra["f"])
     Y_fit = _targets(np.concatenate([Y[inner]] + extra["y"]).astype(np.float32), classes, layout)
     base_head = _head_of(bundle)
-    head = _uncompiled(base_head, "evidence_head")
+    head = uncompiled_copy(base_head, "evidence_head")
     set_seed(seed)
     head.compile(optimizer=keras.optimizers.Adam(config.learning_rate_head), loss=masked_binary_crossentropy)
     callbacks = []
@@ -192,20 +152,19 @@ def finetune_evidence_labelled(bundle: Any, scans: Sequence[Any], *, config: Fin
     epochs = max(1, int(config.stage1_epochs))
     hist = head.fit([T_fit, F_fit], Y_fit, validation_data=validation, epochs=epochs, batch_size=config.batch_size,
                     shuffle=True, verbose=0, callbacks=callbacks)
-    head.compile(optimizer=keras.optimizers.Adam(config.learning_rate_head), loss="binary_crossentropy")
 
-    def raw_of(model, idx):
-        return np.asarray(model.predict([data["t"][idx], data["f"][idx]], batch_size=1024, verbose=0), np.float32)
+    def prob(model, cal, idx):
+        raw = predict_preprocessed(model, [data["t"][idx], data["f"][idx]], batch_size=1024)
+        return gated_probabilities(replace(spec, calibration=cal), raw, data["z"][idx], data["known"][idx])
 
-    base_cal = list(spec.calibration) if spec.calibration is not None else None
-    not_seen = [(_value_at_zero(m) if base_cal is not None else 0.0) for m in (base_cal or [None] * layout.n_outputs)]
-    ft_cal = [_identity_map(v) for v in not_seen]
+    base_cal = spec.calibration
+    ft_cal = tuple(_identity_map(_value_at_zero(m)) for m in (base_cal or [None] * layout.n_outputs))
     sl = layout.slices()
     use_ft = np.zeros(layout.n_outputs, bool)
     val_before = val_after = None
     if val.size:
-        p_base_val = _probabilities(spec, raw_of(base_head, val), _sub(data, val), base_cal)
-        p_ft_val = _probabilities(spec, raw_of(head, val), _sub(data, val), ft_cal)
+        p_base_val = prob(base_head, base_cal, val)
+        p_ft_val = prob(head, ft_cal, val)
         y_val = _targets(Y[val].astype(np.float32), classes, layout)
         trained = np.flatnonzero(y_val.min(axis=0) >= 0)
         use_ft[trained] = (choose_finetuned(y_val[:, trained], p_base_val[:, trained], p_ft_val[:, trained])
@@ -216,16 +175,15 @@ def finetune_evidence_labelled(bundle: Any, scans: Sequence[Any], *, config: Fin
         use_ft[sl["any"]] = True
         if "groups" in sl:
             use_ft[sl["groups"]] = True
-    calibration = [ft_cal[k] if use_ft[k] else (base_cal[k] if base_cal is not None else _identity_map(0.0))
-                   for k in range(layout.n_outputs)]
+    calibration = tuple(ft_cal[k] if use_ft[k] else (base_cal[k] if base_cal is not None else _identity_map(0.0))
+                        for k in range(layout.n_outputs))
     mixed = _mixed_head(head, base_head, use_ft)
-    new_spec = EvidenceModelSpec(**{**spec.__dict__, "calibration": tuple(calibration)})
     meta = dict(bundle.metadata)
-    meta["evidence_model"] = new_spec.to_dict()
-    new = ModelBundle(model=_joined(bundle, mixed), classes=classes, class_names=list(bundle.class_names),
+    meta["evidence_model"] = replace(spec, calibration=calibration).to_dict()
+    new = ModelBundle(model=joined_model(bundle.model, mixed), classes=classes, class_names=list(bundle.class_names),
                       preprocess=bundle.preprocess, metadata=meta)
-    p_before = _probabilities(spec, raw_of(base_head, split.test), _sub(data, split.test), base_cal)
-    p_after = _probabilities(new_spec, raw_of(mixed, split.test), _sub(data, split.test), calibration)
+    p_before = prob(base_head, base_cal, split.test)
+    p_after = prob(mixed, calibration, split.test)
     before = per_pigment_metrics(Y[split.test], p_before[:, sl["any"]], classes)
     after = per_pigment_metrics(Y[split.test], p_after[:, sl["any"]], classes)
     weights = use_ft[sl["any"]].astype(float)
@@ -268,10 +226,6 @@ def choose_finetuned(y_true: np.ndarray, p_base: np.ndarray, p_finetuned: np.nda
 
     no_new_false = (call_f & ~y).sum(axis=0) <= (call_b & ~y).sum(axis=0)
     return (f1(call_f) >= f1(call_b) + float(min_gain) - 1e-12) & no_new_false
-
-
-def _sub(data: dict, idx: np.ndarray) -> dict:
-    return {k: v[idx] for k, v in data.items()}
 
 
 def _value_at_zero(m: dict | None) -> float:

@@ -57,6 +57,7 @@ __all__ = [
     "gate_matrix",
     "layout_targets",
     "layout_scored",
+    "gated_probabilities",
     "fit_isotonic",
     "apply_isotonic",
     "expected_calibration_error",
@@ -382,14 +383,20 @@ def model_inputs(bundle: "ModelBundle", spectra: np.ndarray, calibration: "Energ
     return [x[..., None], feats.astype(np.float32)], {"z": z, "known": known, "evidence": ev}
 
 
+def gated_probabilities(spec: EvidenceModelSpec, raw: np.ndarray, z: np.ndarray, known: np.ndarray, *,
+                        library=None) -> np.ndarray:
+    """Raw network outputs ``(n, n_outputs)`` -> the spec's evidence gate, then its calibration."""
+    gate = gate_matrix(spec.layout, spec.feature_elements, library)
+    gated = apply_gate(raw, z, known, gate, spec.gate_significance)
+    return apply_isotonic(gated, spec.calibration) if spec.calibration is not None else gated
+
+
 def postprocess(bundle: "ModelBundle", raw: np.ndarray, extras: dict | None, *, library=None) -> dict[str, np.ndarray]:
     """Gate and calibrate raw network outputs; split them into the layout's heads."""
     spec = spec_of(bundle)
     if spec is None:
         return {"any": raw.astype(np.float32)}
-    gate = gate_matrix(spec.layout, spec.feature_elements, library)
-    gated = apply_gate(raw, extras["z"], extras["known"], gate, spec.gate_significance)
-    prob = apply_isotonic(gated, spec.calibration) if spec.calibration is not None else gated
+    prob = gated_probabilities(spec, raw, extras["z"], extras["known"], library=library)
     return {h: prob[:, sl] for h, sl in spec.layout.slices().items()}
 
 

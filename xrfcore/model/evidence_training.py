@@ -30,7 +30,7 @@ import numpy as np
 
 from xrfcore.errors import ConfigError
 
-__all__ = ["dataset_evidence", "train_evidence_model", "masked_binary_crossentropy"]
+__all__ = ["dataset_evidence", "train_evidence_model", "masked_binary_crossentropy", "trunk_model", "joined_model"]
 
 
 def _noise_step(noise_ev: float) -> float:
@@ -107,13 +107,14 @@ def masked_binary_crossentropy(y_true, y_pred):
     return ops.mean(loss * w, axis=-1)
 
 
-def _trunk(model):
+def trunk_model(model):
+    """The convolutional trunk of a pigment CNN or an evidence model: its spectrum input up to ``Flatten``."""
     import keras
 
     flat = next((layer for layer in model.layers if type(layer).__name__ == "Flatten"), None)
     if flat is None:
-        raise ConfigError("the base model has no Flatten layer; the evidence head needs the paper CNN's trunk")
-    return keras.Model(model.inputs, flat.output, name="trunk"), flat
+        raise ConfigError("the model has no Flatten layer; the evidence head needs the paper CNN's trunk")
+    return keras.Model(model.inputs[0], flat.output, name="trunk")
 
 
 def _head(d_trunk: int, d_ev: int, n_out: int, *, seed: int):
@@ -137,30 +138,27 @@ def _ensemble(members, d_trunk: int, d_ev: int):
     """One head model averaging the members' outputs (a single member is wrapped as it is)."""
     import keras
 
+    from xrfcore.model.architecture import uncompiled_copy, weighted_outputs
+
     t_in = keras.Input((d_trunk,), name="trunk_features")
     e_in = keras.Input((d_ev,), name="evidence")
-    outs = []
-    for i, m in enumerate(members):
-        m.name = f"member_{i}"
-        outs.append(m([t_in, e_in]))
+    # uncompiled copies: the saved model carries no loss or optimizer state of the training
+    outs = [uncompiled_copy(m, f"member_{i}")([t_in, e_in]) for i, m in enumerate(members)]
     if len(outs) == 1:
         return keras.Model([t_in, e_in], outs[0], name="evidence_head")
-    # the mean as built-in layers (the safe loader allows Concatenate and Dense): fixed weights 1/n
-    k = int(members[0].output_shape[-1])
-    mean = keras.layers.Dense(k, use_bias=False, trainable=False, name="mean_of_heads")
-    out = mean(keras.layers.Concatenate(name="all_heads")(outs))
-    mean.set_weights([np.tile(np.eye(k, dtype=np.float32), (len(outs), 1)) / len(outs)])
+    k = int(outs[0].shape[-1])
+    out = weighted_outputs(outs, [np.full(k, 1.0 / len(outs))] * len(outs), concat_name="all_heads",
+                           mix_name="mean_of_heads")
     return keras.Model([t_in, e_in], out, name="evidence_head")
 
 
-def _joined(base_model, head):
+def joined_model(cnn, head):
+    """``cnn``'s trunk (:func:`trunk_model`) and an evidence head joined into one two-input model."""
     import keras
 
-    spec_in = base_model.inputs[0]
-    flat = next(layer for layer in base_model.layers if type(layer).__name__ == "Flatten")
+    flat = next(layer for layer in cnn.layers if type(layer).__name__ == "Flatten")
     ev_in = keras.Input(head.inputs[1].shape[1:], name="evidence")
-    out = head([flat.output, ev_in])
-    return keras.Model([spec_in, ev_in], out, name="evidence_model")
+    return keras.Model([cnn.inputs[0], ev_in], head([flat.output, ev_in]), name="evidence_model")
 
 
 def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int = 60, batch_size: int = 256,
@@ -222,7 +220,7 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
     if trunk_epochs > 0:  # a copy of the CNN whose trunk layers are trained here; the base stays as it is
         cnn = keras.Model.from_config(base.model.get_config())
         cnn.set_weights(base.model.get_weights())
-    trunk, _ = _trunk(cnn)
+    trunk = trunk_model(cnn)
     layout = default_layout(classes)
     Y = layout_targets(ev["labels"], ev["labels_top"], ev["labels_bottom"], classes)
     if "layer_photons" in ev and mask_undetectable:
@@ -268,8 +266,6 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
                           batch_size=batch_size, shuffle=True, verbose=0,
                           callbacks=[keras.callbacks.EarlyStopping("val_loss", patience=patience,
                                                                    restore_best_weights=True)])
-        # the saved model must load without this module's loss: leave a built-in one in the compile state
-        member.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
         members.append(member)
         histories.append(hist)
     head = _ensemble(members, T.shape[1], F.shape[1])
@@ -297,7 +293,7 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
                                     for k, name in enumerate(layout.groups if h == "groups" else classes)},
                  "reliability": reliability_table(prob_te[:, sl[h]][scored[te][:, sl[h]]],
                                                   Y[te][:, sl[h]][scored[te][:, sl[h]]])} for h in layout.heads}
-    full = _joined(cnn, head)
+    full = joined_model(cnn, head)
     spec = EvidenceModelSpec(evidence=EvidenceConfig(), layout=layout, feature_elements=FEATURE_ELEMENTS,
                              feature_mean=mean, feature_std=std, gate_significance=gate_significance,
                              calibration=tuple(cal))

@@ -85,28 +85,17 @@ def merge_outputs(finetuned: Any, base: Any, finetuned_weight: Sequence[float]) 
     """
     import keras
 
+    from xrfcore.model.architecture import uncompiled_copy, weighted_outputs
+
     w_ft = np.asarray(finetuned_weight, dtype=np.float32)
     k = int(finetuned.output_shape[-1])
     if w_ft.shape != (k,) or np.any(w_ft < 0) or np.any(w_ft > 1):
         raise ConfigError(f"need one weight in [0, 1] per output ({k}), got {np.asarray(finetuned_weight)!r}")
-    def uncompiled(model: Any, name: str) -> Any:
-        # from_config, not clone_model: a clone keeps the compile state (loss, optimizer), which a
-        # nested model would then carry into the saved file, and safe loading refuses custom losses
-        copy = keras.Model.from_config(model.get_config())
-        copy.set_weights(model.get_weights())
-        copy.name = name
-        return copy
-
-    ft = uncompiled(finetuned, "finetuned")
-    bs = uncompiled(base, "base")
+    ft = uncompiled_copy(finetuned, "finetuned")
+    bs = uncompiled_copy(base, "base")
     inp = keras.Input(shape=finetuned.input_shape[1:], name="spectrum")
-    both = keras.layers.Concatenate(name="both_outputs")([ft(inp), bs(inp)])
-    mix = keras.layers.Dense(k, use_bias=False, trainable=False, name="base_where_worse")
-    out = mix(both)
-    w = np.zeros((2 * k, k), np.float32)
-    w[np.arange(k), np.arange(k)] = w_ft
-    w[k + np.arange(k), np.arange(k)] = 1.0 - w_ft
-    mix.set_weights([w])
+    out = weighted_outputs([ft(inp), bs(inp)], [w_ft, 1.0 - w_ft], concat_name="both_outputs",
+                           mix_name="base_where_worse")
     return keras.Model(inp, out, name="finetuned_with_base_outputs")
 
 
