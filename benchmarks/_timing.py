@@ -1,9 +1,19 @@
-"""Timing helper shared by the benchmark scripts (run as ``python3 benchmarks/bench_X.py``)."""
+"""Helpers shared by the benchmark scripts (run as ``python3 benchmarks/bench_X.py``): timing, and
+repository-relative paths for the results files."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def repo_relative(path) -> str:
+    """A path inside the repository as repository-relative text (results files carry no machine paths)."""
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else p.name
 
 
 def best_of(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:

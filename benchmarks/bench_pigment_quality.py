@@ -33,12 +33,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def _rel(path) -> str:
-    """A path inside the repository as repository-relative text (results files carry no machine paths)."""
-    p = Path(path).resolve()
-    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else p.name
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _timing import repo_relative  # noqa: E402
 
 #: Held-out mock-ups: (name, make_mockup keywords). Seeds 101-303 are used nowhere else.
 MOCKUPS = (
@@ -108,7 +104,7 @@ def main(argv=None) -> int:
     if a.compare:
         models["compare"] = load_model(a.compare)
     classes = list(models["model"].classes)
-    results = {"model": _rel(a.model), "compare": _rel(a.compare) if a.compare else None, "mockups": []}
+    results = {"model": repo_relative(a.model), "compare": repo_relative(a.compare) if a.compare else None, "mockups": []}
     t0 = time.perf_counter()
     for name, kw in (MOCKUPS[:1] if a.quick else MOCKUPS):
         counts, labels, cal = _mockup(kw)

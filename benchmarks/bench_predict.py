@@ -30,12 +30,8 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def _rel(path) -> str:
-    """A path inside the repository as repository-relative text (results files carry no machine paths)."""
-    p = pathlib.Path(path).resolve()
-    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else p.name
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _timing import repo_relative  # noqa: E402
 
 
 def gemm_peak(n: int = 2048, repeats: int = 5) -> dict[str, float]:
@@ -161,7 +157,7 @@ def main() -> None:
                       rows_per_chunk=args.rows_per_chunk, unexplained=False)
         base_wall = time.perf_counter() - t0
         (work / "bench_predict_base.h5").unlink(missing_ok=True)
-        baseline = {"model": _rel(args.baseline), "wall_s": base_wall, "pixels_per_s": n_px / base_wall,
+        baseline = {"model": repo_relative(args.baseline), "wall_s": base_wall, "pixels_per_s": n_px / base_wall,
                     "ratio_model_to_baseline_pixels_per_s": (n_px / wall) / (n_px / base_wall)}
     peak = gemm_peak()
     best_peak = max(peak.values())

@@ -47,3 +47,33 @@ def write_dataset(path, n: int, seed: int) -> None:
         f.create_group("params")["which_calibration"] = which
         f.attrs["seed"] = seed
         f.attrs["library_version"] = 1
+
+
+#: The six labelled bands of the finetuning tests: (top classes, bottom classes), 4 rows each.
+BANDS = ((("VM",), ()), (("LW",), ()), (("VM",), ("ZW",)), (("LW",), ()), (("VM",), ()), (("VM",), ("ZW",)))
+
+
+def write_band_scan(folder) -> None:
+    """``scan.h5``: a 24 x 24 x 1024 scan of :data:`BANDS` simulated with the real physics (calibration
+    -0.5 keV + 40 eV), and ``labels.json``: one rectangle region per band with its layers, in ``folder``."""
+    import json
+
+    from xrfcore.io import write_scan_h5
+    from xrfcore.scan import EnergyCalibration
+    from xrfcore.simulate.labelled import simulate_stacks
+
+    cal = EnergyCalibration(-0.5, 0.04)
+    spec, _, _ = simulate_stacks(list(BANDS), cal, 1024, n_per_stack=4 * 24, seed=3, counts=(5e3, 1e4))
+    write_scan_h5(folder / "scan.h5", spec.reshape(24, 24, 1024).astype(np.uint16), cal)
+    regions = [{"name": f"band {i}", "shape": "rectangle", "row0": 4 * i, "col0": 0, "row1": 4 * i + 4, "col1": 24,
+                "top": list(t), "bottom": list(b)} for i, (t, b) in enumerate(BANDS)]
+    (folder / "labels.json").write_text(json.dumps({"version": 1, "regions": regions}))
+
+
+def small_finetune_config(**overrides):
+    """A FinetuneConfig small enough for the band scan of :func:`write_band_scan` (every recipe part on)."""
+    from xrfcore.model.config import FinetuneConfig
+
+    base = dict(train_fraction=0.5, block_size=8, validation_fraction=0.25, augment_copies=1, simulate_per_stack=8,
+                rehearsal_ratio=0.2, stage1_epochs=1, stage2_epochs=1, batch_size=32, patience=1)
+    return FinetuneConfig(**{**base, **overrides})

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from model_synth import small_finetune_config
 
 CLASSES = ["CrG", "CrY", "CB", "EG", "IO", "LW", "PB", "RL", "CM", "VM", "ZW"]
 
@@ -15,13 +16,11 @@ CLASSES = ["CrG", "CrY", "CB", "EG", "IO", "LW", "PB", "RL", "CM", "VM", "ZW"]
 def tiny(tmp_path_factory):
     """A small real pigment CNN, a simulated 24 x 24 scan of six labelled bands, its labels."""
     import keras
+    from model_synth import write_band_scan
 
-    from xrfcore.io import write_scan_h5
     from xrfcore.library import load_library
     from xrfcore.model import ModelBundle, build_model, save_model
     from xrfcore.preprocess import EnergyGrid, PreprocessConfig
-    from xrfcore.scan import EnergyCalibration
-    from xrfcore.simulate.labelled import simulate_stacks
 
     d = tmp_path_factory.mktemp("ftr")
     keras.utils.set_random_seed(0)
@@ -30,23 +29,12 @@ def tiny(tmp_path_factory):
     lib = load_library()
     pre = PreprocessConfig(grid=EnergyGrid(start_kev=2.8, step_kev=0.2, n_channels=n_grid))
     save_model(ModelBundle(model, CLASSES, [lib.get(c).name for c in CLASSES], pre, {"training": {}}), d / "base.keras")
-    cal = EnergyCalibration(-0.5, 0.04)
-    bands = [(("VM",), ()), (("LW",), ()), (("VM",), ("ZW",)), (("LW",), ()), (("VM",), ()), (("VM",), ("ZW",))]
-    spec, lab, _ = simulate_stacks(bands, cal, 1024, n_per_stack=4 * 24, seed=3, counts=(5e3, 1e4))
-    cube = spec.reshape(24, 24, 1024).astype(np.uint16)
-    write_scan_h5(d / "scan.h5", cube, cal)
-    regions = [{"name": f"band {i}", "shape": "rectangle", "row0": 4 * i, "col0": 0, "row1": 4 * i + 4, "col1": 24,
-                "top": list(t), "bottom": list(b)} for i, (t, b) in enumerate(bands)]
-    (d / "labels.json").write_text(json.dumps({"version": 1, "regions": regions}))
+    write_band_scan(d)
     return d
 
 
 def _options(**kw):
-    from xrfcore.model.config import FinetuneConfig
-
-    base = dict(train_fraction=0.5, block_size=8, validation_fraction=0.25, augment_copies=1, simulate_per_stack=8,
-                rehearsal_ratio=0.2, stage1_epochs=1, stage2_epochs=1, batch_size=32, patience=1)
-    return FinetuneConfig(**{**base, **kw})
+    return small_finetune_config(**kw)
 
 
 def _data(tiny):
