@@ -438,6 +438,7 @@ def train_evidence(
     max_spectra: int | None = None,
     n_heads: int = 5,
     trunk_epochs: int = 0,
+    distill: bool = False,
     progress: Progress = no_progress,
     log: Callable[[str], None] = _no_log,
 ) -> TrainResult:
@@ -452,7 +453,7 @@ def train_evidence(
     base : path-like, optional
         The pretrained paper CNN whose convolutional trunk is kept (default: ``models/paper_cnn.keras``
         next to the shipped model, else the shipped default).
-    seed, epochs, gate_significance, max_spectra, n_heads, trunk_epochs
+    seed, epochs, gate_significance, max_spectra, n_heads, trunk_epochs, distill
         See :func:`xrfcore.model.evidence_training.train_evidence_model`.
 
     Returns
@@ -477,7 +478,8 @@ def train_evidence(
     base_bundle = load_model(base_path)
     bundle, report = train_evidence_model(base_bundle, data_path, seed=int(seed), epochs=int(epochs),
                                           gate_significance=float(gate_significance), max_spectra=max_spectra,
-                                          n_heads=int(n_heads), trunk_epochs=int(trunk_epochs), log=log)
+                                          n_heads=int(n_heads), trunk_epochs=int(trunk_epochs),
+                                          distill=bool(distill), log=log)
     progress(0.9, "saving")
     save_model(bundle, out_path)
     report = json_safe({**report, "model": str(out_path), "sha256": bundle.sha256, "base_model": str(base_path),

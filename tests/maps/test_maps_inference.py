@@ -29,6 +29,26 @@ def test_predict_cube_equals_predict_spectra(bundle, scan, rows_per_chunk):
     assert np.ptp(maps, axis=(0, 1)).max() > 1e-4
 
 
+def test_parallel_chunks_equal_sequential(bundle, scan):
+    # blocks run on a pool, a new one started as each finishes, and arrive in any order
+    maps = predict_cube(bundle, scan, rows_per_chunk=2, n_parallel=3)
+    np.testing.assert_allclose(maps, _reference(bundle, scan), rtol=0, atol=1e-6)
+
+
+def test_failure_in_a_parallel_chunk_is_raised_and_writes_nothing(bundle, scan, tmp_path, monkeypatch):
+    real = inf._infer_block
+
+    def failing(block, **kw):
+        if block.shape[0] and np.asarray(block).sum() == np.asarray(scan.counts)[2:4].sum():
+            raise RuntimeError("chunk 2 failed")
+        return real(block, **kw)
+
+    monkeypatch.setattr(inf, "_infer_block", failing)
+    with pytest.raises(RuntimeError, match="chunk 2 failed"):
+        predict_to_h5(bundle, scan, tmp_path / "maps.h5", rows_per_chunk=2, n_parallel=2)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_progress_reports_every_pixel(bundle, scan):
     calls = []
     predict_cube(bundle, scan, rows_per_chunk=4, progress=lambda done, total: calls.append((done, total)))

@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trunk-epochs", type=int, default=0,
                         help="first train a copy of the base CNN's trunk end to end for up to N epochs "
                              "(default 0: the trunk stays frozen)")
+    parser.add_argument("--distill", action="store_true",
+                        help="replace the heads by one head trained on their averaged outputs (one head's cost "
+                             "at inference)")
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
 
 
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     result = train_evidence(args.data, args.out, base=args.base, seed=args.seed, epochs=args.epochs,
                             gate_significance=args.gate_significance, max_spectra=args.max_spectra,
-                            n_heads=args.heads, trunk_epochs=args.trunk_epochs, log=log)
+                            n_heads=args.heads, trunk_epochs=args.trunk_epochs, distill=args.distill,
+                            log=log)
     for head, m in result.report["test"].items():
         print(f"{head:8s} test macro F1 {m['macro']['f1']:.3f}  ECE {result.report['calibration'][head]['ece']:.4f}")
     print(f"wrote {result.model}, {result.report_path}, {result.curves}")

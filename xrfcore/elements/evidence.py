@@ -191,6 +191,10 @@ class EvidenceConfig:
         return cls(**d)
 
 
+#: Fit channels per bin of the pile-up self-convolution (4 x 20 eV: sum peaks are wider than that).
+PILEUP_COARSE = 4
+
+
 @dataclass(frozen=True, eq=False)
 class FitTemplates:
     """Templates of one configuration on one fit grid.
@@ -254,6 +258,36 @@ class FitTemplates:
         has = rows.any(axis=1)
         has.setflags(write=False)
         object.__setattr__(self, "combine_has", has)
+        # rows whose uncertainty the solve needs (every block but M, which only reports photons), each
+        # distinct row once (the principal family is often the K family, the main template the family)
+        block = np.repeat(np.arange(6), len(self.element_rows))
+        need = has & (block != 3)
+        uniq, inverse = np.unique(rows[need], axis=0, return_inverse=True)
+        var_index = np.zeros(len(rows), dtype=np.intp)
+        var_index[need] = inverse.ravel()
+        pe = np.ascontiguousarray(uniq @ self.pinv, dtype=np.float32)
+        for name, value in (("var_index", var_index), ("var_pinv32", pe),
+                            ("var_rows32", np.ascontiguousarray(uniq, dtype=np.float32)),
+                            ("var_weights32", np.concatenate([pe * pe, np.abs(pe)]))):
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+        # pile-up: a fit channel j >= PILEUP_COARSE // 2 holds the self-convolution's coarse bin
+        # (j - shift) // coarse (see _pileup_coarse); the estimator's rows summed over those bins
+        r, shift = PILEUP_COARSE, PILEUP_COARSE // 2
+        w0, w1 = self.window.start, self.window.stop
+        q0, q1 = (w0 - shift) // r, (w1 - 1 - shift) // r + 1
+        off = (w0 - shift) - q0 * r
+        spread = np.zeros(((q1 - q0) * r, self.pinv.shape[0]))
+        spread[off: off + (w1 - w0)] = self.pinv.T
+        p_coarse = np.ascontiguousarray(spread.reshape(q1 - q0, r, -1).sum(axis=1).T / r, dtype=np.float32)
+        in_window = np.zeros((q1 - q0) * r)
+        in_window[off: off + (w1 - w0)] = 1.0
+        weight = (in_window.reshape(q1 - q0, r).sum(axis=1) / r).astype(np.float32)
+        for a in (p_coarse, weight):
+            a.setflags(write=False)
+        object.__setattr__(self, "pileup_bins", (q0, q1, off))
+        object.__setattr__(self, "pileup_pinv32", p_coarse)
+        object.__setattr__(self, "pileup_weight32", weight)
 
     @property
     def energy_kev(self) -> np.ndarray:
@@ -518,32 +552,44 @@ def _scan_top_kev(calibration: EnergyCalibration, n_channels: int) -> float:
     return float(e[-1] + 0.5 * abs(e[-1] - e[-2])) if n_channels > 1 else float(e[-1])
 
 
-def _pileup_templates(y_full: np.ndarray, tpl: FitTemplates, coarse: int = 4) -> np.ndarray:
-    """Self-convolution of each (0-keV based) spectrum, on the window, each row summing to 1 (or 0)."""
+def _pileup_coarse(y_full: np.ndarray, coarse: int = PILEUP_COARSE) -> np.ndarray:
+    """Self-convolution of each (0-keV based) spectrum on bins of ``coarse`` fit channels, float32.
+
+    Fine channel k is centred on (k + 1/2) step, coarse bin q on (q r + r/2) step; a pair of coarse bins
+    (q1, q2) sums to (s r + r) step, s = q1 + q2, i.e. fine channels s r + r/2 .. s r + r/2 + r - 1:
+    fit channel j >= r/2 holds coarse bin (j - r/2) // r, divided by r.
+    """
     from scipy import fft as sfft
 
     n, c = y_full.shape
     nc = -(-c // coarse)
-    pad = np.zeros((n, nc * coarse), dtype=np.float32)
-    pad[:, :c] = y_full
-    s = pad.reshape(n, nc, coarse).sum(axis=2)
+    s = np.zeros((n, nc), dtype=np.float32)
+    for k in range(coarse):                              # strided adds: a reduction over a short last axis is slow
+        part = y_full[:, k::coarse]
+        s[:, : part.shape[1]] += part
     nfft = sfft.next_fast_len(2 * nc, real=True)
     spec = sfft.rfft(s, nfft, axis=1)
-    conv = np.clip(sfft.irfft(spec * spec, nfft, axis=1)[:, :nc], 0.0, None)
-    # fine channel k is centred on (k + 1/2) step, coarse bin q on (q r + r/2) step; a pair of coarse bins
-    # (q1, q2) sums to (s r + r) step, s = q1 + q2: fine channel s r + r - 1/2, i.e. the block of r fine
-    # channels that np.repeat puts at s r .. s r + r - 1 (centre s r + (r - 1)/2) moves up by r/2
-    fine = np.repeat(conv / coarse, coarse, axis=1)[:, :c]
-    shift = coarse // 2
-    out = np.zeros((n, c), dtype=np.float64)
-    out[:, shift:] = fine[:, : c - shift]
-    q = out[:, tpl.window]
-    tot = q.sum(axis=1, keepdims=True)
-    return np.divide(q, tot, out=np.zeros_like(q), where=tot > 0)
+    return np.clip(sfft.irfft(spec * spec, nfft, axis=1)[:, :nc], 0.0, None)
+
+
+def _pileup_window(conv: np.ndarray, tpl: FitTemplates) -> tuple[np.ndarray, np.ndarray]:
+    """The coarse self-convolution on the fit window: ``(q, total)``, q (n, C) each row summing to 1 (or 0)."""
+    q0, q1, off = tpl.pileup_bins
+    part = conv[:, q0:q1]
+    total = part @ tpl.pileup_weight32
+    fine = np.repeat(part, PILEUP_COARSE, axis=1)[:, off: off + tpl.matrix.shape[1]]
+    scale = np.divide(1.0 / PILEUP_COARSE, total, out=np.zeros_like(total), where=total > 0)
+    fine *= scale[:, None]
+    return fine, total
+
+
+def _pileup_templates(y_full: np.ndarray, tpl: FitTemplates) -> np.ndarray:
+    """Self-convolution of each (0-keV based) spectrum, on the window, each row summing to 1 (or 0)."""
+    return _pileup_window(_pileup_coarse(np.asarray(y_full, dtype=np.float32)), tpl)[0]
 
 
 def fit_evidence(spectra: np.ndarray, calibration: EnergyCalibration, config: EvidenceConfig = EvidenceConfig(),
-                 *, chunk: int = 2048) -> Evidence:
+                 *, chunk: int = 256) -> Evidence:
     """Fit element evidence to raw spectra.
 
     Parameters
@@ -581,7 +627,7 @@ def fit_evidence(spectra: np.ndarray, calibration: EnergyCalibration, config: Ev
     totals = np.zeros(n, np.float64)
     for a in range(0, n, chunk):
         block = arr[a : a + chunk]
-        y_full = rebin_to_grid(block, calibration, grid, pad="zero", warn=False).astype(np.float64)
+        y_full = rebin_to_grid(block, calibration, grid, pad="zero", warn=False)
         res = _solve(y_full, tpl, config.pileup, config.systematic)
         sl = slice(a, a + block.shape[0])
         amps[sl], pile[sl], chi2[sl] = res["amplitudes"], res["pileup"], res["chi2"]
@@ -600,48 +646,62 @@ def _solve(y_full: np.ndarray, tpl: FitTemplates, pileup: bool, systematic: floa
 
     Products run in float32 (areas agree with float64 to ~1e-5 relative).
     """
+    # the (n, C) arrays are few and reused in place: at these sizes each fresh one costs more than its arithmetic
     y = np.ascontiguousarray(y_full[:, tpl.window], dtype=np.float32)
     T, P = tpl.matrix32, tpl.pinv32
     amp = y @ P.T                                        # (n, k)
     if pileup:
-        q = _pileup_templates(y_full, tpl).astype(np.float32)  # (n, C)
-        b = q @ P.T                                      # (n, k)
-        r_q = q - b @ T                                  # part of q the templates cannot make
-        norm = np.einsum("nc,nc->n", r_q, r_q)
+        conv = _pileup_coarse(np.asarray(y_full, dtype=np.float32))
+        q, total = _pileup_window(conv, tpl)             # (n, C), rows summing to 1
+        q0, q1, _ = tpl.pileup_bins                      # q @ P.T, on the coarse bins
+        b = (conv[:, q0:q1] @ tpl.pileup_pinv32.T) * np.divide(1.0, total, out=np.zeros_like(total),
+                                                               where=total > 0)[:, None]
+        u = b @ T
+        np.subtract(q, u, out=u)                         # r_q: the part of q the templates cannot make
+        norm = np.einsum("nc,nc->n", u, u)
         ok = norm > 1e-10 * np.maximum(np.einsum("nc,nc->n", q, q), 1e-30)
-        u = np.divide(r_q, norm[:, None], out=np.zeros_like(r_q), where=ok[:, None])
+        u *= np.divide(1.0, norm, out=np.zeros_like(norm), where=ok)[:, None]   # u = r_q / |r_q|^2
         c = np.einsum("nc,nc->n", u, y)
         amp -= b * c[:, None]
         fitted = amp @ T
-        fitted += c[:, None] * q
+        q *= c[:, None]
+        fitted += q
+        work = q                                         # q is not needed after this
     else:
         b = u = None
         c = np.zeros(y.shape[0], np.float32)
         fitted = amp @ T
-    fitted_before_clip = fitted
-    v = np.maximum(fitted, 1.0)
-    rows = tpl.combine_rows32                            # (R, k): principal family, K, L, M, main, nominal
-    pe = tpl.combine_pinv32                              # (R, C) = rows @ P
-    net = amp @ rows.T                                   # (n, R)
-    var = v @ (pe * pe).T
-    if u is not None:
-        be = b @ rows.T
-        uv = u * v
-        var -= 2.0 * be * (uv @ pe.T)
-        var += be * be * np.einsum("nc,nc->n", uv, u)[:, None]
-    if systematic > 0:
-        var += (systematic * (v @ np.abs(pe).T)) ** 2
+        work = np.empty_like(fitted)
+    resid = np.subtract(y, fitted, out=work)
+    v = np.maximum(fitted, 1.0, out=fitted)              # Poisson variance of each channel
     # Birge ratio: where the templates do not describe the spectrum (reduced chi-square > 1: real peak
     # tails, line ratios of a matrix unlike the templates, very high counts), every sigma grows with it
     dof = max(y.shape[1] - P.shape[0], 1)
-    chi2 = np.einsum("nc,nc->n", y - fitted_before_clip, (y - fitted_before_clip) / v) / dof
-    sigma = np.sqrt(np.maximum(var, 1e-12)) * np.sqrt(np.maximum(chi2, 1.0))[:, None]
+    resid *= resid
+    resid /= v
+    chi2 = resid.sum(axis=1) / dof
+    rows = tpl.combine_rows32                            # (R, k): principal family, K, L, M, main, nominal
+    net = amp @ rows.T                                   # (n, R)
+    # variances of the distinct rows that report a significance (var_pinv32: (U, C))
+    pe, nu = tpl.var_pinv32, tpl.var_pinv32.shape[0]
+    weighted = v @ tpl.var_weights32.T                   # (n, 2U): v . pe^2, v . |pe|
+    var = weighted[:, :nu]
+    if u is not None:
+        be = b @ tpl.var_rows32.T                        # (n, U)
+        uv = np.multiply(u, v, out=work)
+        var -= 2.0 * be * (uv @ pe.T)
+        var += be * be * np.einsum("nc,nc->n", uv, u)[:, None]
+    if systematic > 0:
+        var += (systematic * weighted[:, nu:]) ** 2
+    sigma_u = np.sqrt(np.maximum(var, 1e-12)) * np.sqrt(np.maximum(chi2, 1.0))[:, None]
+    sigma = sigma_u[:, tpl.var_index]                    # (n, R); rows without a variance are masked below
     e = len(tpl.elements)
     z_all = net / sigma
-    has = tpl.combine_has                                # (R,) bool: row has a template
-    z_all = np.where(has[None, :], z_all, -np.inf)
+    need = tpl.combine_has & (np.repeat(np.arange(6), e) != 3)
+    z_all = np.where(need[None, :], z_all, -np.inf)
     # principal family, K, L, its main template, its nominal-ratio estimate (M only through the principal family)
     z = z_all.reshape(-1, 6, e)[:, [0, 1, 2, 4, 5]].max(axis=1)
+    has = tpl.combine_has
     fams = {f: np.where(has[None, (i + 1) * e:(i + 2) * e], net[:, (i + 1) * e:(i + 2) * e], 0.0)
             for i, f in enumerate(("K", "L", "M"))}
     return {"amplitudes": amp, "pileup": c, "net": net[:, :e], "sigma": sigma[:, :e], "z": z, "families": fams,

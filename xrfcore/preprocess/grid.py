@@ -211,13 +211,27 @@ def rebin_to_grid(
     lead = arr.shape[:-1]
     flat = arr.reshape(-1, n_source)
     out = np.empty((flat.shape[0], grid.n_channels), dtype=np.float32)
-    step = max(1, _REBIN_CHUNK_BYTES // (8 * (hi - lo + 1)))
-    cum = np.empty((min(step, flat.shape[0]), hi - lo + 1), dtype=np.float64)
+    # integer counts: an exact integer cumulative sum (int32 while the largest possible sum fits),
+    # the bins' whole-channel part from it and the split channels' fractions in float32; otherwise float64
+    kind, size = flat.dtype.kind, flat.dtype.itemsize
+    if kind in "ui" and (size < 2 or (size == 2 and n_source < 2**15)):
+        acc = np.int32
+    elif kind in "ui" and not (kind == "u" and size == 8):
+        acc = np.int64
+    else:
+        acc = np.float64
+    step = max(1, _REBIN_CHUNK_BYTES // (np.dtype(acc).itemsize * (hi - lo + 1)))
+    cum = np.empty((min(step, flat.shape[0]), hi - lo + 1), dtype=acc)
+    frac32 = frac.astype(np.float32) if acc is not np.float64 else frac
     for a in range(0, flat.shape[0], step):
         block = flat[a : a + step, lo:hi]
         c = cum[: block.shape[0]]
-        c[:, 0] = 0.0
-        np.cumsum(block, axis=1, dtype=np.float64, out=c[:, 1:])
-        at_edges = c[:, local] + frac * block[:, local]
-        out[a : a + step] = np.diff(at_edges, axis=1)
+        c[:, 0] = 0
+        np.cumsum(block, axis=1, dtype=acc, out=c[:, 1:])
+        if acc is np.float64:
+            out[a : a + step] = np.diff(c[:, local] + frac * block[:, local], axis=1)
+        else:
+            dst = out[a : a + step]
+            np.subtract(c[:, local[1:]], c[:, local[:-1]], out=dst, casting="unsafe")
+            dst += np.diff(np.take(block, local, axis=1) * frac32, axis=1)
     return out.reshape(lead + (grid.n_channels,))
