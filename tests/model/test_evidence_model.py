@@ -104,6 +104,23 @@ def test_trained_model_round_trips_and_gives_every_head(trained):
     np.testing.assert_allclose(predict_spectra(bundle, spectra, calibration), heads["any"])
 
 
+def test_distilled_head_is_one_member_that_follows_the_ensemble(trained):
+    from xrfcore.model import load_model
+    from xrfcore.model.evidence_training import train_evidence_model
+
+    path, _, data = trained
+    base = load_model(path.parent / "base.keras")
+    bundle, report = train_evidence_model(base, data, seed=1, epochs=3, n_heads=2, distill=True, log=lambda m: None)
+    head = bundle.model.get_layer("evidence_head")
+    # one member, no averaging layer: the cost of a single head at inference
+    assert [layer.name for layer in head.layers if layer.name.startswith("member_")] == ["member_0"]
+    assert "mean_of_heads" not in [layer.name for layer in head.layers]
+    d = report["settings"]["distilled"]
+    assert d["epochs_run"] >= 1
+    # the student is trained on the ensemble's outputs and stays near them (0.08 after these 3 epochs)
+    assert 0 <= d["test_mean_abs_diff"] < 0.15, d
+
+
 def test_gated_outputs_sit_at_the_calibrated_not_seen_level(trained):
     """A spectrum without Co lines cannot carry a cobalt-blue call: its CB output is the calibrated value of 0."""
     from xrfcore.elements.evidence import EvidenceConfig, fit_evidence
