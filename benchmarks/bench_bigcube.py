@@ -3,8 +3,8 @@
 Writes a synthetic uint16 cube of ``--gb`` GB (default 10 GB; 1000 columns x 4096 channels,
 rows from the size) to ``benchmarks/_work/`` in our HDF5 layout, row by row (never held in
 memory), then runs :func:`xrfcore.maps.predict_to_h5` on it in a fresh child process with the
-reference architecture (default 1360-channel grid; random weights, same cost as a trained
-model) and reports the child's peak RSS (``ru_maxrss``, plus psutil sampling every 0.2 s), its
+shipped default model (or, without one, the reference architecture with random weights: same cost)
+and reports the child's peak RSS (``ru_maxrss``, plus psutil sampling every 0.2 s), its
 RSS after imports and warm-up (the baseline), pixels/s and wall time. The goal: peak RSS under
 2 GB for a 10 GB cube, i.e. memory independent of the cube size.
 
