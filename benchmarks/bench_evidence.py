@@ -26,34 +26,8 @@ import numpy as np  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-
-
-def _best(fn, repeats: int) -> dict[str, float]:
-    fn()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    return {"wall_s": min(wall), "cpu_s": min(cpu)}
-
-
-def _bruker_like(n: int, seed: int = 0) -> tuple[np.ndarray, object]:
-    """``n`` Poisson spectra of the bench_predict.py recipe (Ca, Fe, Zn, Hg, Pb, Sn lines on a slope)."""
-    from xrfcore.scan import EnergyCalibration
-
-    cal = EnergyCalibration(-0.955, 0.010)
-    e = cal.energies(4096)
-    rng = np.random.default_rng(seed)
-    lines = [3.69, 6.40, 8.63, 9.99, 10.55, 12.61, 25.27]
-    base = 2.0 + 20 * np.exp(-e / 8.0)
-    out = np.empty((n, e.size), np.uint16)
-    for i in range(n):
-        amps = rng.uniform(0, 300, size=len(lines))
-        lam = base + sum(a * np.exp(-0.5 * ((e - x) / 0.07) ** 2) for a, x in zip(amps, lines))
-        out[i] = rng.poisson(lam)
-    return out, cal
+from _timing import best_wall_and_cpu  # noqa: E402
+from bench_predict import spectrum_pool  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -69,19 +43,21 @@ def main(argv=None) -> int:
     from xrfcore.model import default_model_path, load_model
     from xrfcore.model.evidence_model import spec_of
     from xrfcore.preprocess.grid import EnergyGrid, rebin_to_grid
+    from xrfcore.scan import EnergyCalibration
 
     spec = spec_of(load_model(default_model_path()))
     cfg = spec.evidence if spec is not None else ev.EvidenceConfig()
     demo = open_scan(ROOT / "xrfcore" / "data" / "demo_mockup.h5")
     demo_x = np.asarray(demo.counts).reshape(-1, demo.n_channels)[: a.n]
-    bruker_x, bruker_cal = _bruker_like(a.n)
+    bruker_cal = EnergyCalibration(-0.955, 0.010)
+    bruker_x = spectrum_pool(bruker_cal.energies(4096), a.n, np.random.default_rng(0))
     result = {"benchmark": "evidence_fit", "threads": os.environ.get("OMP_NUM_THREADS"), "n_spectra": a.n,
               "repeats": a.repeats, "config": cfg.to_dict(), "default_chunk": 256, "scans": {}}
     for name, x, cal in (("demo, 2048 channels", demo_x, demo.calibration),
                          ("Bruker-like, 4096 channels", bruker_x, bruker_cal)):
         row = {}
         for chunk in (128, 256, 1024):
-            t = _best(lambda: ev.fit_evidence(x, cal, cfg, chunk=chunk), a.repeats)
+            t = best_wall_and_cpu(lambda: ev.fit_evidence(x, cal, cfg, chunk=chunk), a.repeats)
             row[f"chunk_{chunk}_us_per_spectrum"] = {k.replace("_s", ""): 1e6 * v / len(x) for k, v in t.items()}
         # steps of one 256-spectrum chunk
         tpl = ev.fit_templates(cfg, round(min(ev._scan_top_kev(cal, x.shape[1]), cfg.e_max_kev), 3))
@@ -92,7 +68,7 @@ def main(argv=None) -> int:
                  "pileup_self_convolution": lambda: ev._pileup_coarse(y),
                  "solve_with_pileup": lambda: ev._solve(y, tpl, True, cfg.systematic),
                  "solve_without_pileup": lambda: ev._solve(y, tpl, False, cfg.systematic)}
-        row["steps_us_per_spectrum_cpu"] = {k: 1e6 * _best(f, a.repeats)["cpu_s"] / len(block) for k, f in steps.items()}
+        row["steps_us_per_spectrum_cpu"] = {k: 1e6 * best_wall_and_cpu(f, a.repeats)["cpu_s"] / len(block) for k, f in steps.items()}
         row["fit_channels"] = int(tpl.matrix.shape[1])
         row["templates"] = int(tpl.matrix.shape[0])
         result["scans"][name] = row

@@ -57,6 +57,19 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
+def spectrum_pool(energies_kev: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` uint16 Poisson spectra: Ca, Fe, Zn, Hg, Pb L, Pb Lb and Sn K lines of random height on a slope."""
+    lines = [3.69, 6.40, 8.63, 9.99, 10.55, 12.61, 25.27]  # Ca, Fe, Zn, Hg, Pb L, Pb Lb, Sn K
+    e = energies_kev
+    base = 2.0 + 20 * np.exp(-e / 8.0)
+    pool = []
+    for _ in range(n):
+        amps = rng.uniform(0, 300, size=len(lines))
+        lam = base + sum(a * np.exp(-0.5 * ((e - x) / 0.07) ** 2) for a, x in zip(amps, lines))
+        pool.append(rng.poisson(lam))
+    return np.asarray(pool, dtype=np.uint16)
+
+
 def make_scan_file(path: pathlib.Path, rows: int, cols: int, channels: int, seed: int = 0) -> pathlib.Path:
     """Synthetic uint16 cube written in row blocks (pixels drawn from a pool of Poisson spectra)."""
     import h5py
@@ -66,14 +79,7 @@ def make_scan_file(path: pathlib.Path, rows: int, cols: int, channels: int, seed
     cal = EnergyCalibration(-0.955, 0.010)
     e = cal.energies(channels)
     rng = np.random.default_rng(seed)
-    lines = [3.69, 6.40, 8.63, 9.99, 10.55, 12.61, 25.27]  # Ca, Fe, Zn, Hg, Pb L, Pb Lb, Sn K
-    pool_lam = 2.0 + 20 * np.exp(-e / 8.0)
-    pool = []
-    for i in range(512):
-        amps = rng.uniform(0, 300, size=len(lines))
-        lam = pool_lam + sum(a * np.exp(-0.5 * ((e - x) / 0.07) ** 2) for a, x in zip(amps, lines))
-        pool.append(rng.poisson(lam))
-    pool = np.asarray(pool, dtype=np.uint16)
+    pool = spectrum_pool(e, 512, rng)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part.h5")
     with h5py.File(tmp, "w") as f:

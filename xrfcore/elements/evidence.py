@@ -250,8 +250,7 @@ class FitTemplates:
         main = self.main_rows if self.main_rows is not None else self.element_rows
         nominal = self.nominal_rows if self.nominal_rows is not None else main
         rows = np.concatenate([self.element_rows] + [self.family_rows[f] for f in ("K", "L", "M")] + [main, nominal])
-        for name, value in (("matrix32", self.matrix), ("pinv32", self.pinv), ("combine_rows32", rows),
-                            ("combine_pinv32", rows @ self.pinv)):
+        for name, value in (("matrix32", self.matrix), ("pinv32", self.pinv), ("combine_rows32", rows)):
             a = np.ascontiguousarray(value, dtype=np.float32)
             a.setflags(write=False)
             object.__setattr__(self, name, a)
@@ -266,7 +265,7 @@ class FitTemplates:
         var_index = np.zeros(len(rows), dtype=np.intp)
         var_index[need] = inverse.ravel()
         pe = np.ascontiguousarray(uniq @ self.pinv, dtype=np.float32)
-        for name, value in (("var_index", var_index), ("var_pinv32", pe),
+        for name, value in (("var_needed", need), ("var_index", var_index), ("var_pinv32", pe),
                             ("var_rows32", np.ascontiguousarray(uniq, dtype=np.float32)),
                             ("var_weights32", np.concatenate([pe * pe, np.abs(pe)]))):
             value.setflags(write=False)
@@ -573,14 +572,15 @@ def _pileup_coarse(y_full: np.ndarray, coarse: int = PILEUP_COARSE) -> np.ndarra
 
 
 def _pileup_window(conv: np.ndarray, tpl: FitTemplates) -> tuple[np.ndarray, np.ndarray]:
-    """The coarse self-convolution on the fit window: ``(q, total)``, q (n, C) each row summing to 1 (or 0)."""
+    """The coarse self-convolution on the fit window: ``(q, inv_total)``, q (n, C) each row summing to 1
+    (or 0), ``inv_total`` (n,) the factor that took the coarse bins there (0 for an empty row)."""
     q0, q1, off = tpl.pileup_bins
     part = conv[:, q0:q1]
     total = part @ tpl.pileup_weight32
+    inv_total = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
     fine = np.repeat(part, PILEUP_COARSE, axis=1)[:, off: off + tpl.matrix.shape[1]]
-    scale = np.divide(1.0 / PILEUP_COARSE, total, out=np.zeros_like(total), where=total > 0)
-    fine *= scale[:, None]
-    return fine, total
+    fine *= (inv_total / PILEUP_COARSE)[:, None]
+    return fine, inv_total
 
 
 def _pileup_templates(y_full: np.ndarray, tpl: FitTemplates) -> np.ndarray:
@@ -652,10 +652,9 @@ def _solve(y_full: np.ndarray, tpl: FitTemplates, pileup: bool, systematic: floa
     amp = y @ P.T                                        # (n, k)
     if pileup:
         conv = _pileup_coarse(np.asarray(y_full, dtype=np.float32))
-        q, total = _pileup_window(conv, tpl)             # (n, C), rows summing to 1
+        q, inv_total = _pileup_window(conv, tpl)         # (n, C), rows summing to 1
         q0, q1, _ = tpl.pileup_bins                      # q @ P.T, on the coarse bins
-        b = (conv[:, q0:q1] @ tpl.pileup_pinv32.T) * np.divide(1.0, total, out=np.zeros_like(total),
-                                                               where=total > 0)[:, None]
+        b = (conv[:, q0:q1] @ tpl.pileup_pinv32.T) * inv_total[:, None]
         u = b @ T
         np.subtract(q, u, out=u)                         # r_q: the part of q the templates cannot make
         norm = np.einsum("nc,nc->n", u, u)
@@ -697,8 +696,7 @@ def _solve(y_full: np.ndarray, tpl: FitTemplates, pileup: bool, systematic: floa
     sigma = sigma_u[:, tpl.var_index]                    # (n, R); rows without a variance are masked below
     e = len(tpl.elements)
     z_all = net / sigma
-    need = tpl.combine_has & (np.repeat(np.arange(6), e) != 3)
-    z_all = np.where(need[None, :], z_all, -np.inf)
+    z_all = np.where(tpl.var_needed[None, :], z_all, -np.inf)
     # principal family, K, L, its main template, its nominal-ratio estimate (M only through the principal family)
     z = z_all.reshape(-1, 6, e)[:, [0, 1, 2, 4, 5]].max(axis=1)
     has = tpl.combine_has

@@ -276,6 +276,7 @@ def _iter_local(darr: Any, rows: int, scheduler: str, n_parallel: int) -> Iterat
     """Blocks on ``n_parallel`` threads, a new one started as each finishes (no barrier between groups):
     the numpy work of one block (rebinning, element fit) runs while another holds the model."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+    from itertools import islice
 
     bounds = _block_bounds(darr, rows)
     if scheduler not in ("threads", "local") or n_parallel <= 1:
@@ -284,18 +285,13 @@ def _iter_local(darr: Any, rows: int, scheduler: str, n_parallel: int) -> Iterat
         return
     with ThreadPoolExecutor(max_workers=n_parallel, thread_name_prefix="xrf-infer") as pool:
         todo = iter(range(len(bounds)))
-        running = {}
+        running = {pool.submit(darr.blocks[i].compute, scheduler="sync"): i for i in islice(todo, n_parallel)}
         try:
-            for i in todo:
-                running[pool.submit(darr.blocks[i].compute, scheduler="sync")] = i
-                if len(running) >= n_parallel:
-                    break
             while running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     i = running.pop(fut)
-                    nxt = next(todo, None)
-                    if nxt is not None:
+                    for nxt in islice(todo, 1):
                         running[pool.submit(darr.blocks[nxt].compute, scheduler="sync")] = nxt
                     a, b = bounds[i]
                     yield a, b, fut.result()

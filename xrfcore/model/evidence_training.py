@@ -185,16 +185,17 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
         Leave surface/hidden positives that deliver too few photons out (needs ``layer_photons``).
     n_heads : int
         Heads trained with seeds ``seed, seed + 1, ...`` on the same split and averaged before the
-        gate and the calibration (a small ensemble: steadier probabilities; the head is ~1 % of the cost).
+        gate and the calibration (a small ensemble: steadier probabilities; at inference each head costs
+        ~3 % of the CNN's time, measured on 2 CPU cores).
     trunk_epochs, trunk_learning_rate
         With ``trunk_epochs > 0``, first train a copy of the base CNN's trunk end to end with a
         provisional head (Adam at ``trunk_learning_rate``, early stopping on the validation part),
         then the heads on the new trunk's features. 0 keeps the base trunk frozen.
     distill : bool
         Replace the ensemble by one head of a member's size trained on the ensemble's outputs (soft
-        targets, same split and early stopping): the ensemble's steadiness at one head's cost. Each head
-        costs ~15 % of the CNN's time at inference; the report gives the student's mean absolute
-        difference from the ensemble on the test part.
+        targets, same split and early stopping), at one head's cost (five heads: ~15 % of the CNN's time at
+        inference). The report gives the student's mean absolute difference from the ensemble on the test
+        part.
     """
     import keras
 
