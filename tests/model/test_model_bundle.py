@@ -131,3 +131,18 @@ def test_bundle_shape_mismatch(tiny_config):
     model = build_model(128, 4, **TINY_MODEL)
     with pytest.raises(ModelError, match="takes 128 channels but the preprocessing grid has 256"):
         ModelBundle(model=model, classes=CLASSES, class_names=CLASSES, preprocess=tiny_config)
+
+
+def test_shipped_models_carry_no_training_state():
+    # optimizer slots of nested members once made default.keras three times its weights' size (23 MB)
+    import io
+    import zipfile
+
+    import h5py
+
+    for path in (default_model_path(), default_model_path().with_name("paper_cnn.keras")):
+        with zipfile.ZipFile(path) as z:
+            weights = h5py.File(io.BytesIO(z.read("model.weights.h5")), "r")
+        found = []
+        weights.visit(lambda name: found.append(name) if name.split("/")[-1] == "optimizer" else None)
+        assert not found, (path.name, found[:3])
