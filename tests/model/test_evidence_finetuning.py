@@ -115,3 +115,29 @@ def test_finetuned_output_is_kept_only_where_it_calls_validation_regions_better(
     # 0: same F1, lower loss -> base (a tie); 1: F1 0 -> 1 -> finetuned; 2: neither calls -> base;
     # 3: F1 1.0 -> 0.67 -> base; 4: F1 0 -> 0.8, but one new false call -> base
     assert keep.tolist() == [False, True, False, False, False]
+
+
+def test_labelled_pixels_are_fitted_with_the_scans_tube_voltage(evidence_setup):
+    # inference takes the tube voltage from the scan's file (config_for_scan); finetuning must fit the
+    # labelled pixels' evidence with the same, or its inputs differ from the ones the model later sees
+    from dataclasses import replace
+
+    from xrfcore.elements.evidence import config_for_scan
+    from xrfcore.io import open_scan
+    from xrfcore.labels import load_labels
+    from xrfcore.model import load_model
+    from xrfcore.model.evidence_finetuning import _scan_evidence_config
+    from xrfcore.model.evidence_model import spec_of
+    from xrfcore.model.finetuning import labelled_scan
+
+    d = evidence_setup
+    bundle = load_model(d / "evidence.keras")
+    scan = open_scan(d / "scan.h5")
+    scan.metadata = replace(scan.metadata, tube_kv=35.0)
+    ls = labelled_scan(scan, load_labels(d / "labels.json", scan_shape=scan.shape, classes=bundle.classes))
+    base = spec_of(bundle).evidence
+    assert base.tube_kv != 35.0
+    assert _scan_evidence_config(base, ls).tube_kv == 35.0 == config_for_scan(scan, base).tube_kv
+    # a scan whose file records no tube voltage keeps the model's
+    scan.metadata = replace(scan.metadata, tube_kv=None)
+    assert _scan_evidence_config(base, labelled_scan(scan, ls.labelset)).tube_kv == base.tube_kv

@@ -861,8 +861,11 @@ def scan_evidence(scan: Scan, config: EvidenceConfig | None = None, *, rows_per_
 
 
 def with_scan(config: EvidenceConfig, scan: Scan) -> EvidenceConfig:
-    """``config`` with the scan's tube voltage (when the file records one)."""
-    kv = scan.metadata.tube_kv
+    """``config`` with the scan's tube voltage (when the file records one).
+
+    ``scan``: a :class:`~xrfcore.scan.Scan` or anything with its ``metadata`` (a labelled-pixel set);
+    ``metadata`` None means nothing is known."""
+    kv = scan.metadata.tube_kv if scan.metadata is not None else None
     return replace(config, tube_kv=float(kv)) if kv else config
 
 

@@ -235,11 +235,12 @@ def _value_at_zero(m: dict | None) -> float:
 
 
 def _scan_evidence_config(base: Any, scan: Any) -> Any:
-    """The evidence config for one labelled scan: its detector resolution from the labelled pixels' sum."""
-    from xrfcore.elements.evidence import estimate_resolution
+    """The evidence config for one labelled scan: its tube voltage (as inference on the scan uses it) and its
+    detector resolution from the labelled pixels' sum."""
+    from xrfcore.elements.evidence import estimate_resolution, with_scan
 
     total = np.asarray(scan.spectra, dtype=np.float64).sum(axis=0)
-    return estimate_resolution(total, scan.calibration, base)
+    return estimate_resolution(total, scan.calibration, with_scan(base, scan))
 
 
 def _nearest_scan(calibration: Any, scans: Sequence[Any]) -> int:

@@ -57,12 +57,16 @@ class LabelledScan:
     calibration : EnergyCalibration
     source : dict
         Description for reports (paths, names).
+    metadata : ScanMetadata or None
+        The scan's metadata (tube voltage: the element evidence of these pixels is fitted with it, as
+        inference on the scan does).
     """
 
     spectra: np.ndarray
     labelset: Any
     calibration: Any
     source: dict[str, Any] = field(default_factory=dict)
+    metadata: Any = None
 
     @property
     def labels(self) -> np.ndarray:
@@ -73,7 +77,8 @@ def labelled_scan(scan: Any, labelset: Any, *, source: dict[str, Any] | None = N
     """Read the labelled pixels of ``scan`` (row chunks; memory grows with the labelled pixels only)."""
     from xrfcore.model.predict import pixel_spectra
 
-    return LabelledScan(pixel_spectra(scan, labelset.mask), labelset, scan.calibration, dict(source or {}))
+    return LabelledScan(pixel_spectra(scan, labelset.mask), labelset, scan.calibration, dict(source or {}),
+                        metadata=scan.metadata)
 
 
 def merge_outputs(finetuned: Any, base: Any, finetuned_weight: Sequence[float]) -> Any:
