@@ -128,9 +128,8 @@ def finetune_evidence_labelled(bundle: Any, scans: Sequence[Any], *, config: Fin
     inner, val, inner_mask = plan.inner, plan.val, plan.inner_mask
     raw_parts, extra_counts = extra_raw(scans, offsets, inner_mask, classes, config, seed, log)
     extra = {"t": [], "f": [], "y": []}
-    for counts, cal, y in raw_parts:
-        # the evidence config of the scan whose calibration (or a jitter of it) the part uses
-        e = evidence_inputs(bundle, counts, cal, configs[_nearest_scan(cal, scans)], trunk=trunk)
+    for counts, cal, y, i in raw_parts:
+        e = evidence_inputs(bundle, counts, cal, configs[i], trunk=trunk)  # the config of the part's scan
         extra["t"].append(e["t"])
         extra["f"].append(e["f"])
         extra["y"].append(y)
@@ -241,9 +240,3 @@ def _scan_evidence_config(base: Any, scan: Any) -> Any:
 
     total = np.asarray(scan.spectra, dtype=np.float64).sum(axis=0)
     return estimate_resolution(total, scan.calibration, with_scan(base, scan))
-
-
-def _nearest_scan(calibration: Any, scans: Sequence[Any]) -> int:
-    d = [abs(calibration.offset_kev - s.calibration.offset_kev) + 100 * abs(calibration.gain_kev - s.calibration.gain_kev)
-         for s in scans]
-    return int(np.argmin(d))

@@ -199,8 +199,9 @@ def extra_raw(scans: list[LabelledScan], offsets: list[int], train_mask: np.ndar
               options: FinetuneConfig, seed: int, log: Callable[[str], None]):
     """Augmented, simulated-stack and rehearsal spectra, raw: ``(parts, counts)``.
 
-    ``parts`` is a list of ``(counts (n, C), calibration, labels (n, K) in ``classes`` order)``;
-    ``counts`` the number of spectra of each kind. Every model kind turns the parts into its own input.
+    ``parts`` is a list of ``(counts (n, C), calibration, labels (n, K) in ``classes`` order, scan index)``
+    (the index into ``scans`` of the scan the part was made from); ``counts`` the number of spectra of
+    each kind. Every model kind turns the parts into its own input.
     """
     from xrfcore.model.augment import augmented_counts
     from xrfcore.simulate.labelled import region_stacks, rehearsal_spectra, scan_background_fraction, simulate_stacks
@@ -215,7 +216,7 @@ def extra_raw(scans: list[LabelledScan], offsets: list[int], train_mask: np.ndar
         n_ch = raw.shape[1]
         if options.augment_copies:
             for c, cal, y in augmented_counts(raw, lab, s.calibration, copies=options.augment_copies, seed=seed + 11 * i):
-                parts.append((c, cal, y))
+                parts.append((c, cal, y, i))
                 counts["augmented"] += len(c)
         if options.simulate_per_stack:
             ls = s.labelset
@@ -227,13 +228,13 @@ def extra_raw(scans: list[LabelledScan], offsets: list[int], train_mask: np.ndar
                 bg = scan_background_fraction(s.spectra, s.calibration)
                 sp, sl, sim_classes = simulate_stacks(stacks, s.calibration, n_ch, n_per_stack=options.simulate_per_stack,
                                                       seed=seed + 101 * i, counts=_count_range(raw), background=bg)
-                parts.append((sp, s.calibration, _reorder(sl, sim_classes, classes)))
+                parts.append((sp, s.calibration, _reorder(sl, sim_classes, classes), i))
                 counts["simulated_stacks"] += len(sp)
                 counts["stacks"] += len(stacks)
         n_reh = int(round(options.rehearsal_ratio * raw.shape[0]))
         if n_reh:
             rp, rl, reh_classes = rehearsal_spectra(n_reh, s.calibration, n_ch, seed=seed + 1009 * i)
-            parts.append((rp, s.calibration, _reorder(rl, reh_classes, classes)))
+            parts.append((rp, s.calibration, _reorder(rl, reh_classes, classes), i))
             counts["rehearsal"] += len(rp)
     log("extra training spectra: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return parts, counts
@@ -245,8 +246,8 @@ def _extra_training(scans: list[LabelledScan], offsets: list[int], train_mask: n
     parts, counts = extra_raw(scans, offsets, train_mask, classes, options, seed, log)
     if not parts:
         return np.zeros((0, config.grid.n_channels), np.float32), np.zeros((0, len(classes)), np.uint8), counts
-    return (np.concatenate([model_inputs(c, cal, config) for c, cal, _ in parts]),
-            np.concatenate([y for _, _, y in parts]), counts)
+    return (np.concatenate([model_inputs(c, cal, config) for c, cal, _, _ in parts]),
+            np.concatenate([y for _, _, y, _ in parts]), counts)
 
 
 def _reorder(labels: np.ndarray, have: list[str], want: list[str]) -> np.ndarray:
