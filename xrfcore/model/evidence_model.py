@@ -132,16 +132,21 @@ def feature_names(elements: Sequence[str] = FEATURE_ELEMENTS, ratios: Sequence[s
     return names + ["Rayleigh/total", "Compton/total", "log10 total counts"]
 
 
+def _element_columns(values: np.ndarray, fitted: Sequence[str], elements: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of ``values`` (n, len(fitted)) for ``elements``, float32, 0 where not fitted; and the known mask."""
+    out = np.zeros((values.shape[0], len(elements)), np.float32)
+    known = np.zeros(out.shape, bool)
+    for i, el in enumerate(elements):
+        if el in fitted:
+            out[:, i] = values[:, list(fitted).index(el)]
+            known[:, i] = True
+    return out, known
+
+
 def element_significance(ev: "Evidence", elements: Sequence[str] = FEATURE_ELEMENTS) -> tuple[np.ndarray, np.ndarray]:
     """Significance ``(n, len(elements))`` float32 of the given elements, 0 where not fitted, and the known mask
     (False for elements whose lines lie outside the spectra's energy range)."""
-    z = np.zeros((ev.significance.shape[0], len(elements)), np.float32)
-    known = np.zeros(z.shape, bool)
-    for i, el in enumerate(elements):
-        if el in ev.elements:
-            z[:, i] = ev.significance[:, ev.elements.index(el)]
-            known[:, i] = True
-    return z, known
+    return _element_columns(ev.significance, ev.elements, elements)
 
 
 def evidence_features(ev: "Evidence", elements: Sequence[str] = FEATURE_ELEMENTS,
@@ -156,10 +161,7 @@ def evidence_features(ev: "Evidence", elements: Sequence[str] = FEATURE_ELEMENTS
     n = ev.net_counts.shape[0]
     total = np.maximum(ev.total_counts, 1.0)[:, None]
     z, known = element_significance(ev, elements)
-    ab = np.zeros((n, len(elements)), np.float32)
-    for i, el in enumerate(elements):
-        if el in ev.elements:
-            ab[:, i] = ev.net_counts[:, ev.elements.index(el)]
+    ab, _ = _element_columns(ev.net_counts, ev.elements, elements)
     sig = np.arcsinh(z / 3.0)
     abund = np.log10((np.maximum(ab, 0.0) + 10.0) / total)
     cols = [sig, abund]
