@@ -439,6 +439,8 @@ def train_evidence(
     n_heads: int = 5,
     trunk_epochs: int = 0,
     distill: bool = False,
+    head_rank: int = 0,
+    heads_from: str | os.PathLike | None = None,
     progress: Progress = no_progress,
     log: Callable[[str], None] = _no_log,
 ) -> TrainResult:
@@ -453,8 +455,11 @@ def train_evidence(
     base : path-like, optional
         The pretrained paper CNN whose convolutional trunk is kept (default: ``models/paper_cnn.keras``
         next to the shipped model, else the shipped default).
-    seed, epochs, gate_significance, max_spectra, n_heads, trunk_epochs, distill
+    seed, epochs, gate_significance, max_spectra, n_heads, trunk_epochs, distill, head_rank
         See :func:`xrfcore.model.evidence_training.train_evidence_model`.
+    heads_from : path-like, optional
+        An evidence model trained on ``data`` with ``seed``: its heads are kept (no training), e.g. to
+        compress them with ``head_rank``; it must not be ``out``.
 
     Returns
     -------
@@ -472,14 +477,16 @@ def train_evidence(
     if not data_path.is_file():
         raise ConfigError(f"--data {data_path} does not exist; make a training set with `python -m xrfcore simulate`")
     base_path = Path(base) if base else _paper_cnn_path()
-    if out_path.resolve() in (base_path.resolve(), data_path.resolve()):
+    heads_path = Path(heads_from) if heads_from else None
+    if out_path.resolve() in (base_path.resolve(), data_path.resolve()) + ((heads_path.resolve(),) if heads_path else ()):
         raise ConfigError(f"--out {out_path} is one of the inputs; choose a new model file name")
     progress(0.0, f"loading base model {base_path.name}")
     base_bundle = load_model(base_path)
     bundle, report = train_evidence_model(base_bundle, data_path, seed=int(seed), epochs=int(epochs),
                                           gate_significance=float(gate_significance), max_spectra=max_spectra,
                                           n_heads=int(n_heads), trunk_epochs=int(trunk_epochs),
-                                          distill=bool(distill), log=log)
+                                          distill=bool(distill), head_rank=int(head_rank),
+                                          heads_from=load_model(heads_path) if heads_path else None, log=log)
     progress(0.9, "saving")
     save_model(bundle, out_path)
     report = json_safe({**report, "model": str(out_path), "sha256": bundle.sha256, "base_model": str(base_path),

@@ -141,3 +141,29 @@ def test_labelled_pixels_are_fitted_with_the_scans_tube_voltage(evidence_setup):
     # a scan whose file records no tube voltage keeps the model's
     scan.metadata = replace(scan.metadata, tube_kv=None)
     assert _scan_evidence_config(base, labelled_scan(scan, ls.labelset)).tube_kv == base.tube_kv
+
+
+def test_a_model_with_compressed_heads_finetunes_like_any_evidence_model(evidence_setup):
+    from xrfcore.io import open_scan
+    from xrfcore.labels import load_labels
+    from xrfcore.model import load_model
+    from xrfcore.model.bundle import save_model
+    from xrfcore.model.evidence_finetuning import finetune_evidence_labelled
+    from xrfcore.model.evidence_model import run_model
+    from xrfcore.model.evidence_training import train_evidence_model
+    from xrfcore.model.finetuning import labelled_scan
+
+    d = evidence_setup
+    bundle = load_model(d / "evidence.keras")
+    # the evidence model's own trunk is the base; its two heads are kept and read a rank-4 projection
+    low, _ = train_evidence_model(bundle, d / "sim.h5", seed=1, heads_from=bundle, head_rank=4, log=lambda m: None)
+    low = load_model(save_model(low, d / "low.keras"))
+    scan = open_scan(d / "scan.h5")
+    ls = load_labels(d / "labels.json", scan_shape=scan.shape, classes=low.classes)
+    new, rep = finetune_evidence_labelled(low, [labelled_scan(scan, ls)], config=_config())
+    assert rep["finetuned"] == "evidence head"
+    again = load_model(save_model(new, d / "low_finetuned.keras"))
+    x = scan.read_rows(0, 24).reshape(-1, scan.n_channels)[:64]
+    before, after = run_model(low, x, scan.calibration), run_model(again, x, scan.calibration)
+    np.testing.assert_allclose(after["hidden"], before["hidden"], atol=1e-5)
+    assert after["any"].shape == before["any"].shape and np.all((after["any"] >= 0) & (after["any"] <= 1))

@@ -121,6 +121,75 @@ def test_distilled_head_is_one_member_that_follows_the_ensemble(trained):
     assert 0 <= d["test_mean_abs_diff"] < 0.15, d
 
 
+def test_low_rank_heads_are_exact_where_the_features_have_that_rank_and_approximate_below():
+    from xrfcore.model.evidence_training import _ensemble, _head, low_rank_members
+
+    rng = np.random.default_rng(0)
+    d, k, n_ev, n_out = 40, 6, 5, 7
+    # trunk features that span a k-dimensional affine subspace of the d dimensions
+    t = (rng.normal(size=(600, k)) @ rng.normal(size=(k, d)) + rng.normal(size=d)).astype(np.float32)
+    e = rng.normal(size=(600, n_ev)).astype(np.float32)
+    members = [_head(d, n_ev, n_out, seed=s) for s in (1, 2)]
+    full = _ensemble(members, d, n_ev)
+    ref = full.predict([t, e], verbose=0)
+    proj, low, info = low_rank_members(members, t, k)
+    assert proj.shape == (d, k) and info["rank"] == k and info["retained_variance"] == pytest.approx(1.0, abs=1e-9)
+    head = _ensemble(low, d, n_ev, projection=proj)
+    assert "shared_projection" in [layer.name for layer in head.layers]
+    np.testing.assert_allclose(head.predict([t, e], verbose=0), ref, atol=2e-5)
+    # below the features' rank the projection loses variance and the outputs move
+    proj2, low2, info2 = low_rank_members(members, t, 2)
+    assert info2["retained_variance"] < 0.999
+    assert np.abs(_ensemble(low2, d, n_ev, projection=proj2).predict([t, e], verbose=0) - ref).max() > 1e-3
+    with pytest.raises(Exception, match="head rank"):
+        low_rank_members(members, t, 0)
+
+
+def test_training_with_a_head_rank_saves_the_compressed_head(trained, tmp_path):
+    from xrfcore.model import load_model, predict_layers
+    from xrfcore.model.bundle import save_model
+    from xrfcore.model.evidence_training import train_evidence_model
+    from xrfcore.scan import EnergyCalibration
+    import h5py
+
+    path, _, data = trained
+    base = load_model(path.parent / "base.keras")
+    bundle, report = train_evidence_model(base, data, seed=1, epochs=2, n_heads=2, head_rank=8, log=lambda m: None)
+    c = report["settings"]["head_compression"]
+    assert c["rank"] == 8 and 0 < c["retained_variance"] <= 1 and c["test_max_abs_diff"] >= 0
+    loaded = load_model(save_model(bundle, tmp_path / "low.keras"))
+    head = loaded.model.get_layer("evidence_head")
+    assert head.get_layer("shared_projection").get_weights()[0].shape[1] == 8
+    with h5py.File(data) as f:
+        spectra, cal = f["spectra"][:16], f["calibration"][0]
+    heads = predict_layers(loaded, spectra, EnergyCalibration(*map(float, cal)))
+    assert heads["any"].shape == (16, len(loaded.classes)) and np.all((heads["any"] >= 0) & (heads["any"] <= 1))
+
+
+def test_heads_from_a_trained_model_are_compressed_without_retraining(trained):
+    from xrfcore.errors import ConfigError
+    from xrfcore.model import load_model
+    from xrfcore.model.evidence_training import train_evidence_model
+
+    path, _, data = trained
+    base, trained_bundle = load_model(path.parent / "base.keras"), load_model(path)
+    bundle, report = train_evidence_model(base, data, seed=1, heads_from=trained_bundle, head_rank=6, log=lambda m: None)
+    old, new = trained_bundle.model.get_layer("evidence_head"), bundle.model.get_layer("evidence_head")
+    # the trained heads' later layers are kept as they were; only their first layer now reads the projection
+    for name in ("member_0", "member_1"):
+        for layer in ("head_hidden", "outputs", "head_evidence"):
+            for a, b in zip(old.get_layer(name).get_layer(layer).get_weights(),
+                            new.get_layer(name).get_layer(layer).get_weights()):
+                np.testing.assert_array_equal(a, b)
+    assert report["settings"]["heads_from_sha256"] == trained_bundle.sha256
+    assert report["settings"]["head_compression"]["rank"] == 6
+    # another split (seed) means other training spectra: refused, not silently miscalibrated
+    with pytest.raises(ConfigError, match="another training set or split"):
+        train_evidence_model(base, data, seed=2, heads_from=trained_bundle, head_rank=6, log=lambda m: None)
+    with pytest.raises(ConfigError, match="already compressed"):
+        train_evidence_model(base, data, seed=1, heads_from=bundle, head_rank=4, log=lambda m: None)
+
+
 def test_gated_outputs_sit_at_the_calibrated_not_seen_level(trained):
     """A spectrum without Co lines cannot carry a cobalt-blue call: its CB output is the calibrated value of 0."""
     from xrfcore.elements.evidence import EvidenceConfig, fit_evidence

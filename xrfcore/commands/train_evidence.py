@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distill", action="store_true",
                         help="replace the heads by one head trained on their averaged outputs (one head's cost "
                              "at inference)")
+    parser.add_argument("--head-rank", type=int, default=0,
+                        help="heads read one shared projection of the trunk features to N dimensions, fitted "
+                             "after training (default 0: off; the shipped model uses 192)")
+    parser.add_argument("--heads-from", default=None,
+                        help="an evidence model trained on the same --data and --seed: keep its heads instead of "
+                             "training new ones (with --head-rank: compress them)")
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
 
 
@@ -51,12 +57,14 @@ def run(args: argparse.Namespace) -> int:
     inputs = {"--data": args.data}
     if args.base:
         inputs["--base"] = args.base
+    if args.heads_from:
+        inputs["--heads-from"] = args.heads_from
     refuse_overwriting_inputs({"--out": args.out}, inputs)
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     result = train_evidence(args.data, args.out, base=args.base, seed=args.seed, epochs=args.epochs,
                             gate_significance=args.gate_significance, max_spectra=args.max_spectra,
                             n_heads=args.heads, trunk_epochs=args.trunk_epochs, distill=args.distill,
-                            log=log)
+                            head_rank=args.head_rank, heads_from=args.heads_from, log=log)
     for head, m in result.report["test"].items():
         print(f"{head:8s} test macro F1 {m['macro']['f1']:.3f}  ECE {result.report['calibration'][head]['ece']:.4f}")
     print(f"wrote {result.model}, {result.report_path}, {result.curves}")
