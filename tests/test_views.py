@@ -96,4 +96,6 @@ def test_pixel_evidence_gives_the_probabilities_the_maps_show():
     for r in range(scan.n_rows):  # with the standard config instead, 98 of these 1,408 values differ, by up to 0.93
         for c in range(scan.n_cols):
             ev = views.pixel_evidence(scan.spectrum(r, c), scan.calibration, library=lib, bundle=bundle, config=config)
-            np.testing.assert_allclose(ev.layers["any"], maps["any"][r, c], atol=1e-5, err_msg=f"pixel {r}, {c}")
+            # float32 rounding of one spectrum against a batch, through the steepest part of the calibration
+            # map, reaches 2e-5; a different evidence config moves values by up to 0.93
+            np.testing.assert_allclose(ev.layers["any"], maps["any"][r, c], atol=1e-4, err_msg=f"pixel {r}, {c}")
