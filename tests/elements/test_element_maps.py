@@ -62,7 +62,9 @@ def test_fit_separates_overlaps_roi_cannot(pair):
     roi = roi_maps(scan, [a, b])
     for el in pair:
         assert _corr(result.maps[el], truth[el]) > 0.99, el
-        assert np.all(result.uncertainties[el] > 0)
+        # PyMca's fast fit reports 0 +- 0 where an amount is clipped at zero (pixels whose truth is ~0)
+        u = result.uncertainties[el]
+        assert np.all(u >= 0) and np.all(u[result.maps[el] > 0] > 0), el
     if pair == ("Pb", "As"):
         assert result.families == {"Pb": "Pb L", "As": "As K"}
         assert _corr(roi["As"], truth["As"]) < 0.9  # ROI mixes Pb La into As Ka

@@ -128,6 +128,12 @@ class EvidenceConfig:
         ``"Zn K Kb"``): paint above a layer absorbs K-alpha more than K-beta, so their ratio tells
         how deep the element lies. Their significance still uses both lines at the nominal ratio.
         Configs saved before this field existed read as ``()``.
+    minor_l_lines : bool
+        Model the weak L lines :data:`xrfcore.elements.lines.MINOR_L_LINES` (Lb15, Lb5, Lg6; 1-3 % of
+        L-alpha). Without them Hg Lb5 of thick vermilion (12.28 keV, 2 % of Hg La) was taken up by Pb's L1
+        template, the background rang negative above the Hg L3 edge, and pure-vermilion spectra had a
+        reduced chi-square of 2-9 (about 1 with them), which the Birge ratio turned into sigmas up to 3x too
+        large for every element of those pixels. Configs saved before this field existed read as False.
     """
 
     elements: tuple[str, ...] = EVIDENCE_ELEMENTS
@@ -146,6 +152,7 @@ class EvidenceConfig:
     scatter_kev: tuple[float, ...] = ()
     edge_elements: tuple[str, ...] = ("Hg", "Pb")
     split_k: tuple[str, ...] = SPLIT_K_ELEMENTS
+    minor_l_lines: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "elements", tuple(str(e) for e in self.elements))
@@ -185,6 +192,7 @@ class EvidenceConfig:
             raise ConfigError(f"unknown evidence config keys {bad}; known: {sorted(cls.__dataclass_fields__)}")
         d = dict(d)
         d.setdefault("split_k", ())  # saved before K-alpha/K-beta were split
+        d.setdefault("minor_l_lines", False)  # saved before the weak L lines were modelled
         for key in ("elements", "scatter_kev", "edge_elements", "split_k"):
             if key in d:
                 d[key] = tuple(d[key])
@@ -308,16 +316,18 @@ def _line_rows(symbol: str, config: EvidenceConfig, e_lo: float, e_hi: float):
 
     ``share`` is the template's raw weight (relative rates x detector efficiency) before normalising.
     """
-    return _line_rows_cached(symbol, float(config.tube_kv), float(e_lo), float(e_hi), symbol in config.split_k)
+    return _line_rows_cached(symbol, float(config.tube_kv), float(e_lo), float(e_hi), symbol in config.split_k,
+                             bool(config.minor_l_lines))
 
 
 @functools.lru_cache(maxsize=4096)
-def _line_rows_cached(symbol: str, tube_kv: float, e_lo: float, e_hi: float, split_k: bool = False):
+def _line_rows_cached(symbol: str, tube_kv: float, e_lo: float, e_hi: float, split_k: bool = False,
+                      minor_l: bool = False):
     from xrfcore.elements.lines import emission_lines
     from xrfcore.physics.detector import detector_efficiency
 
     out = []
-    lines = [ln for ln in emission_lines(symbol, tube_kv=tube_kv) if ln.relative_rate >= _MIN_RATE]
+    lines = [ln for ln in emission_lines(symbol, tube_kv=tube_kv, minor_l=minor_l) if ln.relative_rate >= _MIN_RATE]
     from xrfcore.physics.atomic_data import atomic_number
 
     heavy = atomic_number(symbol) >= HEAVY_SPLIT_Z
@@ -404,7 +414,7 @@ def fit_templates(config: EvidenceConfig, e_hi_kev: float) -> FitTemplates:
                           f"{config.tube_kv:g} kV; check the element list, tube voltage and the scan's energy range")
     theta = math.radians(config.scatter_angle_deg)
     sources = [(f"{g.label}", g.energy_kev) for g in
-               (line_groups(config.anode, tube_kv=config.tube_kv) if config.anode else [])
+               (line_groups(config.anode, tube_kv=config.tube_kv, minor_l=config.minor_l_lines) if config.anode else [])
                if (g.family == "K" and g.relative_rate >= 0.05) or g.relative_rate >= 0.2]
     sources += [(f"{e:g} keV", e) for e in config.scatter_kev]
     for label0, energy0 in sources:

@@ -42,10 +42,13 @@ _LINES = (
     ("L3M5", "La1", "La", "L", "L3"),
     ("L3M4", "La2", "La", "L", "L3"),
     ("L3N5", "Lb2", "Lb", "L", "L3"),
+    ("L3N4", "Lb15", "Lb", "L", "L3"),
+    ("L3O45", "Lb5", "Lb", "L", "L3"),
     ("L3N1", "Lb6", "Lb", "L", "L3"),
     ("L3M1", "Ll", "Ll", "L", "L3"),
     ("L2M4", "Lb1", "Lb", "L", "L2"),
     ("L2N4", "Lg1", "Lg", "L", "L2"),
+    ("L2O4", "Lg6", "Lg", "L", "L2"),
     ("L2M1", "Ln", "Ln", "L", "L2"),
     ("L1M3", "Lb3", "Lb", "L", "L1"),
     ("L1M2", "Lb4", "Lb", "L", "L1"),
@@ -56,6 +59,10 @@ _LINES = (
     ("M4N6", "Mb", "Mb", "M", "M4"),
     ("M3N5", "Mg", "Mg", "M", "M3"),
 )
+#: Weak L lines (1-3 % of L-alpha) added after the first evidence models were trained: L3-N4 (Lb15), L3-O4,5
+#: (Lb5, at the L3 edge: Hg 12.28, Pb 13.02 keV) and L2-O4 (Lg6). Without them thick vermilion's Hg Lb5
+#: (~2 % of Hg La) was fitted by Pb's L1 template and the misfit inflated every sigma of those pixels.
+MINOR_L_LINES = frozenset({"L3N4", "L3O45", "L2O4"})
 _FAMILY_SHELLS = {"K": ("K",), "L": ("L1", "L2", "L3"), "M": ("M3", "M4", "M5")}
 #: The group a family is usually mapped with, and its companion used to confirm it.
 MAIN_GROUP = {"K": "Ka", "L": "La", "M": "Ma"}
@@ -138,7 +145,8 @@ def _edge(xrl, z: int, shell: str) -> float:
 
 
 @functools.lru_cache(maxsize=None)
-def _lines_cached(symbol: str, tube_kv: float | None, families: tuple[str, ...]) -> tuple[Line, ...]:
+def _lines_cached(symbol: str, tube_kv: float | None, families: tuple[str, ...],
+                  minor_l: bool = True) -> tuple[Line, ...]:
     xrl = _xraylib()
     z = xrl.SymbolToAtomicNumber(symbol)
     out: list[Line] = []
@@ -150,7 +158,7 @@ def _lines_cached(symbol: str, tube_kv: float | None, families: tuple[str, ...])
         e_exc = 0.5 * (top + tube_kv) if tube_kv is not None else 1.3 * top
         raw = []
         for iupac, siegbahn, group, f, shell in _LINES:
-            if f != fam or shell not in shells:
+            if f != fam or shell not in shells or (not minor_l and iupac in MINOR_L_LINES):
                 continue
             macro = getattr(xrl, f"{iupac}_LINE")
             try:
@@ -173,6 +181,7 @@ def emission_lines(
     *,
     tube_kv: float | None = None,
     families: tuple[str, ...] = ("K", "L", "M"),
+    minor_l: bool = True,
 ) -> list[Line]:
     """Emission lines of ``element`` above 1 keV, sorted by energy.
 
@@ -184,6 +193,8 @@ def emission_lines(
         Tube voltage (kV): lines whose initial shell's absorption edge is not below it are
         dropped (the tube cannot excite them). ``None`` keeps all.
     families : tuple of {"K", "L", "M"}
+    minor_l : bool
+        Include :data:`MINOR_L_LINES` (evidence models trained before they were added pass False).
 
     Returns
     -------
@@ -198,12 +209,12 @@ def emission_lines(
     """
     fams = tuple(f for f in ("K", "L", "M") if f in families)
     kv = None if tube_kv is None else float(tube_kv)
-    return list(_lines_cached(element_symbol(element), kv, fams))
+    return list(_lines_cached(element_symbol(element), kv, fams, bool(minor_l)))
 
 
 @functools.lru_cache(maxsize=None)
-def _groups_cached(symbol: str, tube_kv: float | None) -> tuple[LineGroup, ...]:
-    lines = _lines_cached(symbol, tube_kv, ("K", "L", "M"))
+def _groups_cached(symbol: str, tube_kv: float | None, minor_l: bool = True) -> tuple[LineGroup, ...]:
+    lines = _lines_cached(symbol, tube_kv, ("K", "L", "M"), minor_l)
     groups: dict[tuple[str, str], list[Line]] = {}
     for line in lines:
         groups.setdefault((line.family, line.group), []).append(line)
@@ -223,10 +234,13 @@ def _groups_cached(symbol: str, tube_kv: float | None) -> tuple[LineGroup, ...]:
     )
 
 
-def line_groups(element: str | int, *, tube_kv: float | None = None) -> list[LineGroup]:
-    """Line groups (Ka, Kb, La, Lb, Lg, Ll, Ln, Ma, Mb, Mg) with mean energy and relative rate."""
+def line_groups(element: str | int, *, tube_kv: float | None = None, minor_l: bool = True) -> list[LineGroup]:
+    """Line groups (Ka, Kb, La, Lb, Lg, Ll, Ln, Ma, Mb, Mg) with mean energy and relative rate.
+
+    ``minor_l``: include :data:`MINOR_L_LINES` in their groups (see :func:`emission_lines`).
+    """
     kv = None if tube_kv is None else float(tube_kv)
-    return list(_groups_cached(element_symbol(element), kv))
+    return list(_groups_cached(element_symbol(element), kv, bool(minor_l)))
 
 
 def line_families(element: str | int, tube_kv: float | None = None) -> dict[str, dict[str, float]]:
