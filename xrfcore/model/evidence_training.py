@@ -288,7 +288,7 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
         spectrum (2 CPU cores). The report gives the compressed head's difference from the full one.
     heads_from : ModelBundle, optional
         An evidence model trained from ``base`` on ``data`` with the same ``seed``: its heads are taken as
-        they are instead of training new ones (head training is not bit-reproducible across runs), then
+        they are instead of training new ones (training reproduces heads only from bit-identical evidence), then
         compressed (``head_rank``), gated and calibrated on the same validation part. Refused for a model
         built on another base, trained on another set or split, or already compressed.
     """
