@@ -467,6 +467,7 @@ def train_evidence(
         ``report_path`` (JSON: settings, per-head test metrics, ECE and reliability tables) and
         ``curves`` (reliability diagram PNG).
     """
+    from xrfcore.atomic import refuse_overwriting_inputs
     from xrfcore.common import json_safe
     from xrfcore.model.bundle import load_model, save_model
     from xrfcore.model.evidence_training import train_evidence_model
@@ -478,8 +479,7 @@ def train_evidence(
         raise ConfigError(f"--data {data_path} does not exist; make a training set with `python -m xrfcore simulate`")
     base_path = Path(base) if base else _paper_cnn_path()
     heads_path = Path(heads_from) if heads_from else None
-    if out_path.resolve() in (base_path.resolve(), data_path.resolve()) + ((heads_path.resolve(),) if heads_path else ()):
-        raise ConfigError(f"--out {out_path} is one of the inputs; choose a new model file name")
+    refuse_overwriting_inputs({"--out": out_path}, {"--base": base_path, "--data": data_path, "--heads-from": heads_path})
     progress(0.0, f"loading base model {base_path.name}")
     base_bundle = load_model(base_path)
     bundle, report = train_evidence_model(base_bundle, data_path, seed=int(seed), epochs=int(epochs),

@@ -297,3 +297,16 @@ def test_models_saved_before_the_new_line_ratios_keep_their_features():
     assert back.ratios == LEGACY_RATIOS and back.evidence.split_k == ()
     with pytest.raises(Exception, match="feature means"):
         EvidenceModelSpec.from_dict({**old, "ratio_features": list(spec.ratios)})
+
+
+def test_train_evidence_refuses_to_write_over_any_of_its_inputs(tmp_path):
+    from xrfcore.errors import ConfigError
+    from xrfcore.workflows import train_evidence
+
+    data = tmp_path / "sim.h5"
+    data.write_bytes(b"")  # only its existence is checked before the refusal
+    heads = tmp_path / "full.keras"
+    with pytest.raises(ConfigError, match=r"--out .*full\.keras is the --heads-from file"):
+        train_evidence(data, heads, heads_from=heads)
+    with pytest.raises(ConfigError, match="is the --base file"):
+        train_evidence(data, heads, base=heads)

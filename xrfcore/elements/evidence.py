@@ -561,8 +561,9 @@ def _scan_top_kev(calibration: EnergyCalibration, n_channels: int) -> float:
     return float(e[-1] + 0.5 * abs(e[-1] - e[-2])) if n_channels > 1 else float(e[-1])
 
 
-def _pileup_coarse(y_full: np.ndarray, coarse: int = PILEUP_COARSE) -> np.ndarray:
-    """Self-convolution of each (0-keV based) spectrum on bins of ``coarse`` fit channels, float32.
+def _pileup_coarse(y_full: np.ndarray) -> np.ndarray:
+    """Self-convolution of each (0-keV based) spectrum on bins of :data:`PILEUP_COARSE` fit channels, float32
+    (the bins :attr:`FitTemplates.pileup_bins` and the coarse estimator rows are precomputed for).
 
     Fine channel k is centred on (k + 1/2) step, coarse bin q on (q r + r/2) step; a pair of coarse bins
     (q1, q2) sums to (s r + r) step, s = q1 + q2, i.e. fine channels s r + r/2 .. s r + r/2 + r - 1:
@@ -570,6 +571,7 @@ def _pileup_coarse(y_full: np.ndarray, coarse: int = PILEUP_COARSE) -> np.ndarra
     """
     from scipy import fft as sfft
 
+    coarse = PILEUP_COARSE
     n, c = y_full.shape
     nc = -(-c // coarse)
     s = np.zeros((n, nc), dtype=np.float32)

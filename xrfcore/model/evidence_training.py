@@ -366,17 +366,18 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
         members = _trained_members(heads_from, base, mean)
         n_heads = len(members)
         log(f"taking the {n_heads} trained heads of {getattr(heads_from, 'path', None) or 'the given model'}")
-    for m in range(int(n_heads) if heads_from is None else 0):
-        set_seed(seed + m)
-        member = _head(T.shape[1], F.shape[1], layout.n_outputs, seed=seed + m)
-        member.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=masked_binary_crossentropy)
-        log(f"training head {m + 1}/{n_heads} on {tr.size} spectra ({time.perf_counter() - t0:.0f} s) ...")
-        hist = member.fit([T[tr], Fs[tr]], Ym[tr], validation_data=([T[va], Fs[va]], Ym[va]), epochs=epochs,
-                          batch_size=batch_size, shuffle=True, verbose=0,
-                          callbacks=[keras.callbacks.EarlyStopping("val_loss", patience=patience,
-                                                                   restore_best_weights=True)])
-        members.append(member)
-        histories.append(hist)
+    else:
+        for m in range(int(n_heads)):
+            set_seed(seed + m)
+            member = _head(T.shape[1], F.shape[1], layout.n_outputs, seed=seed + m)
+            member.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=masked_binary_crossentropy)
+            log(f"training head {m + 1}/{n_heads} on {tr.size} spectra ({time.perf_counter() - t0:.0f} s) ...")
+            hist = member.fit([T[tr], Fs[tr]], Ym[tr], validation_data=([T[va], Fs[va]], Ym[va]), epochs=epochs,
+                              batch_size=batch_size, shuffle=True, verbose=0,
+                              callbacks=[keras.callbacks.EarlyStopping("val_loss", patience=patience,
+                                                                       restore_best_weights=True)])
+            members.append(member)
+            histories.append(hist)
     head = _ensemble(members, T.shape[1], F.shape[1])
     distilled = {}
     if distill and len(members) > 1:
