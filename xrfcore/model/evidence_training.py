@@ -208,15 +208,18 @@ def low_rank_members(members, features: np.ndarray, rank: int) -> tuple[np.ndarr
     (same layer names) and ``info`` with ``rank`` and ``retained_variance`` (share of the centred
     pre-activation variance on ``features`` that the projection keeps).
     """
-    t = np.asarray(features, np.float64)
+    t = np.asarray(features)
     kernels = [m.get_layer("head_trunk").get_weights() for m in members]
-    w = np.concatenate([k for k, _ in kernels], axis=1)
+    w = np.concatenate([k for k, _ in kernels], axis=1).astype(np.float64)
     if not 1 <= int(rank) < w.shape[1]:
         raise ConfigError(f"head rank must be in 1..{w.shape[1] - 1}, got {rank}")
     rank = int(rank)
-    mean = t.mean(axis=0)
-    a = (t - mean) @ w
-    evals, evecs = np.linalg.eigh(a.T @ a)  # ascending
+    mean = t.mean(axis=0, dtype=np.float64)
+    gram = np.zeros((w.shape[1], w.shape[1]))
+    for i in range(0, len(t), 4096):  # A^T A in float64, a block of rows at a time (no float64 copy of T)
+        a = (t[i:i + 4096] - mean) @ w
+        gram += a.T @ a
+    evals, evecs = np.linalg.eigh(gram)  # ascending
     v = evecs[:, ::-1][:, :rank]
     retained = float(evals[::-1][:rank].sum() / max(evals.sum(), 1e-300))
     p = w @ v
