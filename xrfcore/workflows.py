@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
 import numpy as np
 
-from xrfcore.atomic import atomic_path, atomic_write_text
+from xrfcore.atomic import atomic_path, atomic_write_text, refuse_overwriting_inputs
 from xrfcore.errors import ConfigError, LabelError, ModelError
 from xrfcore.model.config import FinetuneConfig, TrainConfig
 from xrfcore.model.sidecars import sidecar_path
@@ -341,8 +341,7 @@ def train(
         raise ConfigError(f"training data {data_path} does not exist; make a training set with `python -m xrfcore simulate`")
     if out_path.suffix != ".keras":
         raise ConfigError(f"the model file must end in .keras, got {out_path.name!r}")
-    if out_path.resolve() == data_path.resolve():
-        raise ConfigError("the model file must not be the training data file")
+    refuse_overwriting_inputs({"--out": out_path}, {"--data": data_path})
     info = dataset_info(data_path)
     rows = _subset_rows(data_path, config.max_spectra, config.seed)
     n_read = info["n_spectra"] if rows is None else len(rows)
@@ -467,7 +466,6 @@ def train_evidence(
         ``report_path`` (JSON: settings, per-head test metrics, ECE and reliability tables) and
         ``curves`` (reliability diagram PNG).
     """
-    from xrfcore.atomic import refuse_overwriting_inputs
     from xrfcore.common import json_safe
     from xrfcore.model.bundle import load_model, save_model
     from xrfcore.model.evidence_training import train_evidence_model
@@ -578,8 +576,7 @@ def _check_finetune_output(out: Path, base: Path) -> None:
 
     if out.suffix != ".keras":
         raise ModelError(f"the finetuned model must be a .keras file, got {out.name!r}")
-    if out.resolve() == base.resolve():
-        raise ModelError(f"--out {out} is the base model; finetuning never overwrites the base model: choose a new name")
+    refuse_overwriting_inputs({"--out": out}, {"--base": base})   # finetuning never overwrites the base model
     if is_protected_model(out):
         raise ModelError(f"--out {out} is the shipped default model (or in its folder), which is read-only; choose a path elsewhere")
     if out.exists():
@@ -799,7 +796,6 @@ def predict_maps(
     if int(batch_size) < 1:
         raise ConfigError(f"batch size must be >= 1, got {batch_size}")
     scan_obj = scan if isinstance(scan, Scan) else open_scan(scan)
-    from xrfcore.atomic import refuse_overwriting_inputs
 
     # the same check as the CLI's, for jobs and pages too: the maps file must not replace the scan or model
     refuse_overwriting_inputs({"the maps file": out_path, "the PNG folder": png_dir, "the TIFF file": tiff},
@@ -881,8 +877,7 @@ def element_maps(
     if out_path is not None:
         if out_path.suffix.lower() not in (".h5", ".hdf5"):
             raise ConfigError(f"the element maps file must end in .h5 or .hdf5, got {str(out)!r}")
-        if source and out_path.resolve() == Path(source).resolve():
-            raise ConfigError("the element maps file must not be the input scan; choose another file name")
+        refuse_overwriting_inputs({"--out": out_path}, {"the input scan": source or None})
     scan_obj = scan if isinstance(scan, Scan) else open_scan(scan)
     progress(0.0, "identifying elements" if not elements else f"{method} maps")
     if elements:

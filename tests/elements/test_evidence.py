@@ -189,3 +189,31 @@ def test_thick_vermilion_is_described_once_the_weak_l_lines_are_modelled():
     assert np.all(new.significance[:, new.column("Pb")] < 3)
     # a config saved before the field existed keeps the old templates (models trained on them reproduce)
     assert EvidenceConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k != "minor_l_lines"}).minor_l_lines is False
+
+
+def test_blocks_fitted_on_several_threads_give_the_numbers_of_one_thread(monkeypatch):
+    """fit_evidence fits blocks side by side (BLAS at one thread meanwhile): the same numbers, bit for bit,
+    whatever the number of threads or the block size, and the process's BLAS threads are restored."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    y, cal = _from_templates({"Fe": 3000.0, "Pb": 2000.0, "Ca": 900.0}, SMALL, n=300, seed=4)
+    before = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    runs = [fit_evidence(y, cal, SMALL, chunk=chunk, workers=workers) for chunk, workers in ((64, 1), (64, 3), (100, 2))]
+    for other in runs[1:]:
+        for name in ("net_counts", "sigma", "significance", "amplitudes", "pileup", "chi2", "total_counts"):
+            np.testing.assert_array_equal(getattr(other, name), getattr(runs[0], name), err_msg=name)
+    assert [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"] == before
+    # an error inside one block reaches the caller, and the BLAS limit is lifted all the same
+    import xrfcore.elements.evidence as evidence
+
+    solve = evidence._solve
+
+    def failing(y_full, *args):
+        if y_full.shape[0] < 64:                       # the last, short block
+            raise FloatingPointError("block failed")
+        return solve(y_full, *args)
+
+    monkeypatch.setattr(evidence, "_solve", failing)
+    with pytest.raises(FloatingPointError, match="block failed"):
+        fit_evidence(y, cal, SMALL, chunk=64, workers=2)
+    assert [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"] == before

@@ -310,3 +310,26 @@ def test_train_evidence_refuses_to_write_over_any_of_its_inputs(tmp_path):
         train_evidence(data, heads, heads_from=heads)
     with pytest.raises(ConfigError, match="is the --base file"):
         train_evidence(data, heads, base=heads)
+
+
+def test_model_input_summed_from_the_fit_grid_equals_preprocessing_the_raw_counts(trained):
+    import h5py
+
+    from xrfcore.elements.evidence import fit_evidence
+    from xrfcore.model import load_model
+    from xrfcore.model.evidence_model import model_inputs, spec_of
+    from xrfcore.preprocess import preprocess_spectra
+    from xrfcore.preprocess.grid import regrid
+    from xrfcore.scan import EnergyCalibration
+
+    path, _, data = trained
+    bundle = load_model(path)
+    with h5py.File(data) as f:
+        spectra = f["spectra"][:32]
+    for calibration in (EnergyCalibration(-0.955, 0.01), EnergyCalibration(-0.9553, 0.01)):
+        fine, counts = fit_evidence(spectra, calibration, spec_of(bundle).evidence, keep_rebinned=True).rebinned
+        assert regrid(counts, fine, bundle.preprocess.grid) is not None  # the summed path is the one taken
+        (x, feats), extras = model_inputs(bundle, spectra, calibration)
+        np.testing.assert_allclose(x[..., 0], preprocess_spectra(spectra, calibration, bundle.preprocess),
+                                   rtol=1e-5, atol=1e-6)
+        assert extras["evidence"].rebinned is None  # the fit-grid copy is not carried into the maps

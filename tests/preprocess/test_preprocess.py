@@ -205,3 +205,44 @@ def test_mean_background_of_array_on_native_channels():
     np.testing.assert_allclose(bg, 7.0)
     with pytest.raises(ConfigError, match="needs the calibration"):
         mean_background(spectra, None, None, 0.2)
+
+
+@pytest.mark.parametrize("offset,gain,quad", [(-0.955, 0.01, 0.0), (-0.9553, 0.01, 0.0), (0.13, 0.0207, 0.0),
+                                              (0.0, 0.009, 1e-7)])
+def test_regrid_from_the_fit_grid_equals_rebinning_the_raw_counts(offset, gain, quad):
+    from xrfcore.preprocess.grid import regrid
+
+    cal = EnergyCalibration(offset, gain, quad)
+    rng = np.random.default_rng(1)
+    e = cal.energies(4096)
+    y = rng.poisson(3.0 + 500.0 * np.exp(-0.5 * ((e - 10.55) / 0.08) ** 2), (5, 4096)).astype(np.uint16)
+    fine = EnergyGrid(0.0, 0.02, 1500)
+    on_fine = rebin_to_grid(y, cal, fine, warn=False)
+    for dst in (EnergyGrid(2.8, 0.04, 680), EnergyGrid(2.8, 0.02, 1360), EnergyGrid(1.0, 0.1, 50)):
+        direct = rebin_to_grid(y, cal, dst, warn=False)
+        np.testing.assert_allclose(regrid(on_fine, fine, dst), direct, rtol=1e-5, atol=1e-3)
+    # bins that are not whole fine bins, or a grid reaching past the fine one: not summed
+    for dst in (EnergyGrid(2.81, 0.04, 680), EnergyGrid(2.8, 0.03, 100), EnergyGrid(2.8, 0.04, 700)):
+        assert regrid(on_fine, fine, dst) is None
+    with pytest.raises(ValueError, match="1500 channels"):
+        regrid(on_fine[:, :-1], fine, EnergyGrid(2.8, 0.04, 680))
+
+
+def test_preprocess_from_rebinned_spectra_keeps_its_range_check_and_result():
+    cal = EnergyCalibration(3.0, 0.01)  # starts above the model grid's 2.8 keV
+    rng = np.random.default_rng(2)
+    y = rng.poisson(20.0, (3, 2048)).astype(np.float64)
+    fine = EnergyGrid(0.0, 0.02, 1500)
+    on_fine = rebin_to_grid(y, cal, fine, warn=False)
+    strict = PreprocessConfig(grid=EnergyGrid(2.8, 0.04, 680), pad="error")
+    with pytest.raises(CalibrationError, match="2.800-2.995 keV"):
+        preprocess_spectra(y, cal, strict, rebinned=(fine, on_fine))
+    lenient = PreprocessConfig(grid=EnergyGrid(2.8, 0.04, 680))
+    np.testing.assert_allclose(preprocess_spectra(y, cal, lenient, rebinned=(fine, on_fine)),
+                               preprocess_spectra(y, cal, lenient), rtol=1e-5, atol=1e-6)
+    # the same spectra on another grid that cannot be summed: the raw counts are rebinned
+    other = EnergyGrid(0.005, 0.02, 1500)
+    np.testing.assert_allclose(preprocess_spectra(y, cal, lenient, rebinned=(other, on_fine)),
+                               preprocess_spectra(y, cal, lenient), rtol=1e-6)
+    with pytest.raises(ValueError, match="do not match"):
+        preprocess_spectra(y, cal, lenient, rebinned=(fine, on_fine[:2]))

@@ -149,3 +149,30 @@ def test_predict_workflow_refuses_to_write_over_its_scan(tmp_path):
     with pytest.raises(ConfigError, match="is the scan"):
         predict_maps(str(scan), str(scan))
     assert scan.read_bytes() == before
+
+
+def test_train_finetune_and_element_maps_refuse_to_write_over_their_inputs(tmp_path):
+    """The model or maps file must not be an input: not the same path, nor a hard link to it; nothing is touched."""
+    import os
+
+    from xrfcore.io import write_scan_h5
+    from xrfcore.scan import EnergyCalibration
+    from xrfcore.workflows import element_maps, finetune, train
+
+    data = tmp_path / "sim.keras"           # the only way a training set can share the model's name
+    data.write_bytes(b"not really a model")
+    with pytest.raises(ConfigError, match="is the --data file"):
+        train(data, data, preprocess=train_configs_from_options({})[0])
+    base = tmp_path / "base.keras"
+    base.write_bytes(b"a model")
+    os.link(base, tmp_path / "same.keras")
+    with pytest.raises(ConfigError, match="is the --base file"):
+        finetune(model=base, scans=["s.h5"], labels=["l.json"], out=tmp_path / "same.keras")
+    scan = tmp_path / "s.h5"
+    write_scan_h5(scan, np.ones((2, 2, 2048), np.uint16), EnergyCalibration(-0.96, 0.02))
+    os.link(scan, tmp_path / "maps.h5")
+    before = scan.read_bytes()
+    for out in (scan, tmp_path / "maps.h5"):
+        with pytest.raises(ConfigError, match="is the input scan"):
+            element_maps(str(scan), elements=["Fe"], out=out)
+    assert scan.read_bytes() == before and base.read_bytes() == b"a model" and data.read_bytes() == b"not really a model"

@@ -36,8 +36,11 @@ small FFT per spectrum; ~100 templates over ~1400 channels for the default candi
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+import os
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
@@ -198,6 +201,11 @@ class EvidenceConfig:
                 d[key] = tuple(d[key])
         return cls(**d)
 
+
+#: Threads that fit blocks of spectra side by side (:func:`fit_evidence`).
+MAX_FIT_THREADS = 4
+#: One BLAS thread limit at a time (threadpoolctl's limits are process-wide).
+_BLAS_LOCK = threading.RLock()
 
 #: Fit channels per bin of the pile-up self-convolution (4 x 20 eV: sum peaks are wider than that).
 PILEUP_COARSE = 4
@@ -526,6 +534,9 @@ class Evidence:
         False for elements whose lines lie outside the spectra's energy range (evidence unknown).
     chi2 : (n,) float32
         Reduced chi-square of each fit (the Birge ratio's square when above 1).
+    rebinned : (EnergyGrid, (n, m) float32 array) or None
+        The spectra on the fit's grid (0 keV up, every channel), when asked for (``keep_rebinned``):
+        the model's input grid is summed from it instead of rebinning the raw counts twice.
     """
 
     elements: list[str]
@@ -539,6 +550,7 @@ class Evidence:
     templates: FitTemplates
     known: np.ndarray
     chi2: np.ndarray | None = None
+    rebinned: tuple | None = None
 
     def column(self, element: str) -> int:
         """Index of ``element`` in :attr:`elements` (KeyError naming the fitted ones)."""
@@ -601,7 +613,7 @@ def _pileup_templates(y_full: np.ndarray, tpl: FitTemplates) -> np.ndarray:
 
 
 def fit_evidence(spectra: np.ndarray, calibration: EnergyCalibration, config: EvidenceConfig = EvidenceConfig(),
-                 *, chunk: int = 256) -> Evidence:
+                 *, chunk: int = 256, keep_rebinned: bool = False, workers: int | None = None) -> Evidence:
     """Fit element evidence to raw spectra.
 
     Parameters
@@ -612,6 +624,11 @@ def fit_evidence(spectra: np.ndarray, calibration: EnergyCalibration, config: Ev
     config : EvidenceConfig
     chunk : int
         Spectra per block (memory: chunk x fit channels x 8 bytes, a few times).
+    keep_rebinned : bool
+        Keep the spectra on the fit grid in :attr:`Evidence.rebinned` (n x fit channels x 4 bytes).
+    workers : int, optional
+        Threads that fit blocks side by side (default: one per CPU core, at most 4). Most of the fit is
+        numpy work on one core at a time; the result does not depend on it.
 
     Returns
     -------
@@ -637,9 +654,13 @@ def fit_evidence(spectra: np.ndarray, calibration: EnergyCalibration, config: Ev
     pile = np.zeros(n, np.float32)
     chi2 = np.zeros(n, np.float32)
     totals = np.zeros(n, np.float64)
-    for a in range(0, n, chunk):
+    kept = np.empty((n, grid.n_channels), np.float32) if keep_rebinned else None
+
+    def fit_chunk(a: int) -> None:
         block = arr[a : a + chunk]
         y_full = rebin_to_grid(block, calibration, grid, pad="zero", warn=False)
+        if kept is not None:
+            kept[a : a + block.shape[0]] = y_full
         res = _solve(y_full, tpl, config.pileup, config.systematic)
         sl = slice(a, a + block.shape[0])
         amps[sl], pile[sl], chi2[sl] = res["amplitudes"], res["pileup"], res["chi2"]
@@ -647,10 +668,46 @@ def fit_evidence(spectra: np.ndarray, calibration: EnergyCalibration, config: Ev
         for f in fam_counts:
             fam_counts[f][sl] = res["families"][f]
         totals[sl] = block.sum(axis=1, dtype=np.float64)
+
+    _run_chunks(fit_chunk, range(0, n, chunk), workers)
     known = np.array([True] * e_count)
     return Evidence(elements=list(tpl.elements), net_counts=out_net, sigma=out_sig, significance=out_z,
                     family_counts=fam_counts, amplitudes=amps, pileup=pile, total_counts=totals, templates=tpl,
-                    known=known, chi2=chi2)
+                    known=known, chi2=chi2, rebinned=None if kept is None else (grid, kept))
+
+
+def _run_chunks(fn, starts: range, workers: int | None) -> None:
+    """``fn(a)`` for every start ``a``, on up to ``workers`` threads (default: the CPU cores, at most
+    :data:`MAX_FIT_THREADS`). With more than one block BLAS runs at one thread meanwhile, whatever the
+    number of workers: the threads share the cores instead of oversubscribing them, and every block gives
+    the same numbers on one thread or several. Exceptions propagate."""
+    if len(starts) <= 1:                     # one block (a pixel, the Inspector): no thread limit to set
+        for a in starts:
+            fn(a)
+        return
+    n_workers = min(len(starts), int(workers) if workers else min(os.cpu_count() or 1, MAX_FIT_THREADS))
+    with _blas_threads(1):
+        if n_workers <= 1:
+            for a in starts:
+                fn(a)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="xrf-fit") as pool:
+            for fut in [pool.submit(fn, a) for a in starts]:
+                fut.result()
+
+
+@contextlib.contextmanager
+def _blas_threads(n: int) -> Iterator[None]:
+    """BLAS limited to ``n`` threads inside the block (threadpoolctl; nothing happens without it)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        yield
+        return
+    with _BLAS_LOCK, threadpool_limits(limits=n, user_api="blas"):
+        yield
 
 
 def _solve(y_full: np.ndarray, tpl: FitTemplates, pileup: bool, systematic: float = 0.0) -> dict:

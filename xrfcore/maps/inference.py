@@ -177,7 +177,8 @@ def _infer_block(
     if unexplained:
         ev = extras["evidence"] if extras else fit_evidence(flat, cal, ev_cfg or EvidenceConfig())
         out[..., layout["unexplained"]] = unexplained_flags(ev, unexplained).reshape(rows, cols, -1)
-    out[..., layout["total"]] = flat.sum(axis=-1, dtype=np.float64).reshape(rows, cols, 1)
+    total = extras["evidence"].total_counts if extras else flat.sum(axis=-1, dtype=np.float64)  # the fit summed them
+    out[..., layout["total"]] = total.reshape(rows, cols, 1)
     return out
 
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from xrfcore.errors import ConfigError, LabelError
 from xrfcore.model.config import FinetuneConfig
+from xrfcore.model.metrics import f1_per_class
 
 __all__ = ["finetune_evidence_labelled", "evidence_inputs", "choose_finetuned"]
 
@@ -218,13 +219,8 @@ def choose_finetuned(y_true: np.ndarray, p_base: np.ndarray, p_finetuned: np.nda
     call_b = np.asarray(p_base) >= threshold
     call_f = np.asarray(p_finetuned) >= threshold
 
-    def f1(call):
-        tp = (call & y).sum(axis=0)
-        wrong = (call ^ y).sum(axis=0)
-        return np.where(tp + wrong > 0, 2 * tp / np.maximum(2 * tp + wrong, 1), 0.0)
-
     no_new_false = (call_f & ~y).sum(axis=0) <= (call_b & ~y).sum(axis=0)
-    return (f1(call_f) >= f1(call_b) + float(min_gain) - 1e-12) & no_new_false
+    return (f1_per_class(call_f, y) >= f1_per_class(call_b, y) + float(min_gain) - 1e-12) & no_new_false
 
 
 def _value_at_zero(m: dict | None) -> float:

@@ -374,11 +374,12 @@ def model_inputs(bundle: "ModelBundle", spectra: np.ndarray, calibration: "Energ
     from xrfcore.elements.evidence import fit_evidence
     from xrfcore.preprocess import preprocess_spectra
 
-    x = preprocess_spectra(spectra, calibration, bundle.preprocess)
     spec = spec_of(bundle)
     if spec is None:
-        return x, None
-    ev = fit_evidence(spectra, calibration, evidence_config or spec.evidence)
+        return preprocess_spectra(spectra, calibration, bundle.preprocess), None
+    ev = fit_evidence(spectra, calibration, evidence_config or spec.evidence, keep_rebinned=True)
+    x = preprocess_spectra(spectra, calibration, bundle.preprocess, rebinned=ev.rebinned)
+    ev.rebinned = None                               # not needed after this; the evidence travels on (maps)
     feats, known = evidence_features(ev, spec.feature_elements, spec.ratios)
     feats = (feats - spec.feature_mean) / spec.feature_std
     z, _ = element_significance(ev, spec.feature_elements)

@@ -38,6 +38,7 @@ from xrfcore.errors import ConfigError, LabelError
 from xrfcore.model.augment import model_inputs
 from xrfcore.model.config import FinetuneConfig
 from xrfcore.model.splits import Split, pixel_groups, split_by_region, split_pixels, split_summary
+from xrfcore.model.metrics import f1_per_class
 
 __all__ = ["LabelledScan", "labelled_scan", "finetune_labelled", "merge_outputs", "choose_output_weights",
            "compare_metrics", "judge_against_base", "MIX_GRID", "extra_raw", "validation_split", "SplitPlan",
@@ -129,10 +130,7 @@ def choose_output_weights(y_true: np.ndarray, p_base: np.ndarray, p_finetuned: n
     pf = np.asarray(p_finetuned, dtype=np.float64)
 
     def f1(p: np.ndarray) -> np.ndarray:
-        pred = p >= threshold
-        tp = (pred & y).sum(axis=0)
-        wrong = (pred ^ y).sum(axis=0)
-        return np.where(tp + wrong > 0, 2 * tp / np.maximum(2 * tp + wrong, 1), 0.0)
+        return f1_per_class(p >= threshold, y)
 
     f1_base = f1(pb)
     best = np.zeros(y.shape[1])

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["per_pigment_metrics", "metrics_summary", "metrics_table", "metrics_to_csv", "evaluate_scan", "SAME_ELEMENT_GROUPS"]
+__all__ = ["per_pigment_metrics", "f1_per_class", "metrics_summary", "metrics_table", "metrics_to_csv", "evaluate_scan", "SAME_ELEMENT_GROUPS"]
 
 #: Pigment pairs that show the same XRF-visible elements (METHOD.md "Known weaknesses").
 SAME_ELEMENT_GROUPS: tuple[tuple[str, str], ...] = (("PB", "IO"), ("LW", "RL"), ("CrG", "CrY"))
@@ -33,6 +33,21 @@ def _scores(c: dict[str, int]) -> dict[str, float]:
     prec = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
     f1 = 2 * c["tp"] / (2 * c["tp"] + c["fp"] + c["fn"]) if c["tp"] + c["fp"] + c["fn"] else 0.0
     return {"accuracy": (c["tp"] + c["tn"]) / n if n else 0.0, "sensitivity": sens, "precision": prec, "f1": f1}
+
+
+def f1_per_class(calls: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+    """F1 per column of boolean calls ``(n, K)`` against labels ``(n, K)``; 0 where a column has neither
+    a positive nor a call.
+
+    Examples
+    --------
+    >>> f1_per_class(np.array([[1, 0], [1, 0]], bool), np.array([[1, 0], [0, 0]], bool)).tolist()
+    [0.6666666666666666, 0.0]
+    """
+    call, y = np.asarray(calls, dtype=bool), np.asarray(y_true, dtype=bool)
+    tp = (call & y).sum(axis=0)
+    wrong = (call ^ y).sum(axis=0)
+    return np.where(tp + wrong > 0, 2 * tp / np.maximum(2 * tp + wrong, 1), 0.0)
 
 
 def _group_confusion(t: np.ndarray, p: np.ndarray, classes: list[str]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import numpy as np
 from xrfcore.atomic import atomic_path
 from xrfcore.errors import ConfigError
 from xrfcore.preprocess.config import PreprocessConfig
-from xrfcore.preprocess.grid import EnergyGrid, rebin_to_grid
+from xrfcore.preprocess.grid import EnergyGrid, check_coverage, rebin_to_grid, regrid
 from xrfcore.preprocess.snip import snip_background
 from xrfcore.preprocess.transform import log_log_sqrt, normalise
 from xrfcore.scan import EnergyCalibration, Scan
@@ -33,9 +33,15 @@ def _preprocess_block(
     calibration: EnergyCalibration,
     config: PreprocessConfig,
     record: dict[str, np.ndarray] | None = None,
+    rebinned: "tuple[EnergyGrid, np.ndarray] | None" = None,
 ) -> np.ndarray:
     """The pipeline on one block; with ``record`` also a copy of each intermediate in it."""
-    x = rebin_to_grid(block, calibration, config.grid, pad=config.pad)
+    x = None
+    if rebinned is not None:
+        check_coverage(calibration, block.shape[-1], config.grid, config.pad)
+        x = regrid(rebinned[1], rebinned[0], config.grid)
+    if x is None:
+        x = rebin_to_grid(block, calibration, config.grid, pad=config.pad)
     if record is not None:
         record["rebinned"] = x.copy()
     if config.snip:
@@ -67,6 +73,8 @@ def preprocess_spectra(
     spectra: np.ndarray,
     calibration: EnergyCalibration,
     config: PreprocessConfig,
+    *,
+    rebinned: tuple[EnergyGrid, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Turn raw spectra into model input: rebin -> SNIP subtract -> transform -> normalise.
 
@@ -78,6 +86,10 @@ def preprocess_spectra(
         Energy calibration of the input channels.
     config : PreprocessConfig
         Which steps run and with which parameters (stored with every model).
+    rebinned : (EnergyGrid, (n, m) array), optional
+        The same spectra already rebinned onto another grid (the element fit's), flattened to ``n``
+        rows. Where ``config.grid``'s bins are whole bins of that grid they are summed from it instead
+        of rebinning the raw counts again (same result to float32 rounding; see :func:`regrid`).
 
     Returns
     -------
@@ -101,8 +113,13 @@ def preprocess_spectra(
     lead = arr.shape[:-1]
     flat = arr.reshape(-1, arr.shape[-1])
     out = np.empty((flat.shape[0], config.grid.n_channels), dtype=np.float32)
+    if rebinned is not None and np.shape(rebinned[1]) != (flat.shape[0], rebinned[0].n_channels):
+        raise ValueError(f"rebinned spectra of shape {np.shape(rebinned[1])} do not match {flat.shape[0]} spectra "
+                         f"on a {rebinned[0].n_channels}-channel grid")
     for a in range(0, flat.shape[0], _BLOCK_SPECTRA):
-        out[a : a + _BLOCK_SPECTRA] = _preprocess_block(flat[a : a + _BLOCK_SPECTRA], calibration, config)
+        part = None if rebinned is None else (rebinned[0], rebinned[1][a : a + _BLOCK_SPECTRA])
+        out[a : a + _BLOCK_SPECTRA] = _preprocess_block(flat[a : a + _BLOCK_SPECTRA], calibration, config,
+                                                        rebinned=part)
     return out.reshape(lead + (config.grid.n_channels,))
 
 
