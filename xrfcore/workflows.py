@@ -576,7 +576,11 @@ def _check_finetune_output(out: Path, base: Path) -> None:
 
     if out.suffix != ".keras":
         raise ModelError(f"the finetuned model must be a .keras file, got {out.name!r}")
-    refuse_overwriting_inputs({"--out": out}, {"--base": base})   # finetuning never overwrites the base model
+    try:
+        refuse_overwriting_inputs({"--out": out}, {"--base": base})   # the same file, or a hard link to it
+    except ConfigError:
+        raise ModelError(f"--out {out} is the base model; finetuning never overwrites the base model: "
+                         "choose a new name") from None
     if is_protected_model(out):
         raise ModelError(f"--out {out} is the shipped default model (or in its folder), which is read-only; choose a path elsewhere")
     if out.exists():

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from xrfcore.errors import ConfigError, JobError
+from xrfcore.errors import ConfigError, JobError, ModelError
 from xrfcore.model.config import FinetuneConfig, TrainConfig
 from xrfcore.workflows import (ConsoleProgress, finetune_config_from_options, simulate_training_set, sub_progress,
                                train_configs_from_options)
@@ -166,7 +166,7 @@ def test_train_finetune_and_element_maps_refuse_to_write_over_their_inputs(tmp_p
     base = tmp_path / "base.keras"
     base.write_bytes(b"a model")
     os.link(base, tmp_path / "same.keras")
-    with pytest.raises(ConfigError, match="is the --base file"):
+    with pytest.raises(ModelError, match="never overwrites the base model"):
         finetune(model=base, scans=["s.h5"], labels=["l.json"], out=tmp_path / "same.keras")
     scan = tmp_path / "s.h5"
     write_scan_h5(scan, np.ones((2, 2, 2048), np.uint16), EnergyCalibration(-0.96, 0.02))

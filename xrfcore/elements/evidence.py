@@ -581,7 +581,7 @@ def _pileup_coarse(y_full: np.ndarray) -> np.ndarray:
     (q1, q2) sums to (s r + r) step, s = q1 + q2, i.e. fine channels s r + r/2 .. s r + r/2 + r - 1:
     fit channel j >= r/2 holds coarse bin (j - r/2) // r, divided by r.
     """
-    from scipy import fft as sfft
+    from xrfcore.physics.detector import self_convolution
 
     coarse = PILEUP_COARSE
     n, c = y_full.shape
@@ -590,9 +590,7 @@ def _pileup_coarse(y_full: np.ndarray) -> np.ndarray:
     for k in range(coarse):                              # strided adds: a reduction over a short last axis is slow
         part = y_full[:, k::coarse]
         s[:, : part.shape[1]] += part
-    nfft = sfft.next_fast_len(2 * nc, real=True)
-    spec = sfft.rfft(s, nfft, axis=1)
-    return np.clip(sfft.irfft(spec * spec, nfft, axis=1)[:, :nc], 0.0, None)
+    return self_convolution(s, nc)
 
 
 def _pileup_window(conv: np.ndarray, tpl: FitTemplates) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,8 @@ from scipy.special import ndtr
 from xrfcore.physics.atomic_data import SI_KA_KEV, mass_attenuation
 from xrfcore.scan import EnergyCalibration
 
-__all__ = ["fwhm_kev", "sigma_kev", "escape_fraction", "detector_efficiency", "shape_matrix", "apply_pileup"]
+__all__ = ["fwhm_kev", "sigma_kev", "escape_fraction", "detector_efficiency", "shape_matrix", "apply_pileup",
+           "self_convolution"]
 
 _SI_PAIR_KEV = 3.85e-3
 _SI_K_EDGE_KEV = 1.8389
@@ -145,6 +146,26 @@ def shape_matrix(lo_kev: np.ndarray, hi_kev: np.ndarray, calibration: EnergyCali
     return out.astype(dtype, copy=False)
 
 
+def self_convolution(binned: np.ndarray, n_out: int) -> np.ndarray:
+    """Self-convolution of each spectrum (last axis), its first ``n_out`` bins, clipped at 0 (FFT rounding).
+
+    Bin ``k`` of the result holds every pair of bins ``(i, j)`` with ``i + j = k``: the spectrum of two
+    photons detected as one (pile-up), on bins already coarse enough for it (sum peaks are broad).
+    The same arithmetic for the simulator (:func:`apply_pileup`) and the element fit's pile-up template.
+
+    Examples
+    --------
+    >>> self_convolution(np.array([1.0, 2.0]), 3).round(6).tolist()
+    [1.0, 4.0, 4.0]
+    """
+    from scipy import fft as sfft
+
+    nc = np.shape(binned)[-1]
+    nfft = sfft.next_fast_len(2 * nc, real=True)
+    spec = sfft.rfft(binned, nfft, axis=-1)
+    return np.clip(sfft.irfft(spec * spec, nfft, axis=-1)[..., :n_out], 0.0, None)
+
+
 def apply_pileup(spectra: np.ndarray, calibration: EnergyCalibration, fraction: float | np.ndarray, *,
                  coarse: int = 4) -> np.ndarray:
     """Add sum peaks: ``(1 - f) s + f (s * s) / sum(s)`` on the same linear energy axis.
@@ -155,8 +176,6 @@ def apply_pileup(spectra: np.ndarray, calibration: EnergyCalibration, fraction: 
     ``coarse`` channels (sum peaks are broad; this is ``coarse``-times cheaper) and spread back
     evenly over the fine channels.
     """
-    from scipy import fft as sfft
-
     s = np.asarray(spectra, dtype=np.float64)
     f = np.asarray(fraction, dtype=np.float64).reshape(-1, 1) if np.ndim(fraction) else float(fraction)
     if np.all(np.asarray(f) == 0):
@@ -167,10 +186,7 @@ def apply_pileup(spectra: np.ndarray, calibration: EnergyCalibration, fraction: 
     padded = np.zeros(s.shape[:-1] + (nc * r,), dtype=np.float32)
     padded[..., :n] = s
     c = padded.reshape(s.shape[:-1] + (nc, r)).sum(axis=-1)
-    nfft = sfft.next_fast_len(2 * nc, real=True)
-    spec = sfft.rfft(c, nfft, axis=-1)
-    conv = sfft.irfft(spec * spec, nfft, axis=-1)[..., : 2 * nc]
-    fine = np.repeat(np.clip(conv, 0.0, None) / r, r, axis=-1).astype(np.float64)  # channels r*q ... r*q + r - 1
+    fine = np.repeat(self_convolution(c, 2 * nc) / r, r, axis=-1).astype(np.float64)  # channels r*q ... r*q + r - 1
     # coarse bin q sums fine channels around r*q + (r - 1) / 2; a pair (i, j) lands at fine channel
     # r*(i + j) + (r - 1) + offset/gain, i.e. the repeated block must start at (r - 1) / 2 + offset/gain
     base = int(round((r - 1) / 2 + calibration.offset_kev / calibration.gain_kev))
