@@ -246,3 +246,23 @@ def test_preprocess_from_rebinned_spectra_keeps_its_range_check_and_result():
                                preprocess_spectra(y, cal, lenient), rtol=1e-6)
     with pytest.raises(ValueError, match="do not match"):
         preprocess_spectra(y, cal, lenient, rebinned=(fine, on_fine[:2]))
+
+
+def test_bin_sums_and_a_short_scan_warned_once_on_the_summed_path(caplog):
+    import logging
+
+    from xrfcore.preprocess.grid import bin_sums
+
+    y = np.arange(10, dtype=np.uint16).reshape(2, 5)
+    np.testing.assert_array_equal(bin_sums(y, 2), [[1, 5, 4], [11, 15, 9]])  # the last group is one bin
+    assert bin_sums(y, 2).dtype == np.float32
+    np.testing.assert_array_equal(bin_sums(y, 1), y)
+    cal = EnergyCalibration(3.0, 0.01)  # starts above the model grid's 2.8 keV: zero-padded with a warning
+    spectra = np.random.default_rng(3).poisson(20.0, (2, 2048)).astype(np.float64)
+    fine = EnergyGrid(0.0, 0.02, 1500)
+    on_fine = rebin_to_grid(spectra, cal, fine, warn=False)
+    for other in (fine, EnergyGrid(0.005, 0.02, 1500)):  # summed from the fit grid, or rebinned from the raw counts
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="xrfcore.preprocess.grid"):
+            preprocess_spectra(spectra, cal, PreprocessConfig(grid=EnergyGrid(2.8, 0.04, 680)), rebinned=(other, on_fine))
+        assert sum("zero-padded" in r.getMessage() for r in caplog.records) == 1

@@ -51,15 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xrfcore.atomic import refuse_overwriting_inputs
     from xrfcore.workflows import train_evidence
 
-    inputs = {"--data": args.data}
-    if args.base:
-        inputs["--base"] = args.base
-    if args.heads_from:
-        inputs["--heads-from"] = args.heads_from
-    refuse_overwriting_inputs({"--out": args.out}, inputs)
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     result = train_evidence(args.data, args.out, base=args.base, seed=args.seed, epochs=args.epochs,
                             gate_significance=args.gate_significance, max_spectra=args.max_spectra,

@@ -329,8 +329,7 @@ def _line_rows(symbol: str, config: EvidenceConfig, e_lo: float, e_hi: float):
 
 
 @functools.lru_cache(maxsize=4096)
-def _line_rows_cached(symbol: str, tube_kv: float, e_lo: float, e_hi: float, split_k: bool = False,
-                      minor_l: bool = False):
+def _line_rows_cached(symbol: str, tube_kv: float, e_lo: float, e_hi: float, split_k: bool, minor_l: bool):
     from xrfcore.elements.lines import emission_lines
     from xrfcore.physics.detector import detector_efficiency
 
@@ -582,15 +581,10 @@ def _pileup_coarse(y_full: np.ndarray) -> np.ndarray:
     fit channel j >= r/2 holds coarse bin (j - r/2) // r, divided by r.
     """
     from xrfcore.physics.detector import self_convolution
+    from xrfcore.preprocess.grid import bin_sums
 
-    coarse = PILEUP_COARSE
-    n, c = y_full.shape
-    nc = -(-c // coarse)
-    s = np.zeros((n, nc), dtype=np.float32)
-    for k in range(coarse):                              # strided adds: a reduction over a short last axis is slow
-        part = y_full[:, k::coarse]
-        s[:, : part.shape[1]] += part
-    return self_convolution(s, nc)
+    s = bin_sums(y_full, PILEUP_COARSE)
+    return self_convolution(s, s.shape[-1])
 
 
 def _pileup_window(conv: np.ndarray, tpl: FitTemplates) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ import numpy as np
 from xrfcore.errors import CalibrationError, ConfigError
 from xrfcore.scan import EnergyCalibration
 
-__all__ = ["EnergyGrid", "rebin_to_grid", "regrid", "source_edges_kev", "grid_coverage"]
+__all__ = ["EnergyGrid", "rebin_to_grid", "regrid", "bin_sums", "source_edges_kev", "grid_coverage"]
 
 _logger = logging.getLogger(__name__)
 
@@ -287,10 +287,20 @@ def regrid(counts: np.ndarray, src: EnergyGrid, dst: EnergyGrid) -> np.ndarray |
     if plan is None:
         return None
     k, factor = plan
-    part = arr[..., k : k + factor * dst.n_channels]
-    if factor == 1:
-        return np.array(part, dtype=np.float32)
-    out = np.array(part[..., 0::factor], dtype=np.float32)
-    for j in range(1, factor):                       # strided adds: a reduction over a short last axis is slow
-        out += part[..., j::factor]
+    return bin_sums(arr[..., k : k + factor * dst.n_channels], factor)
+
+
+def bin_sums(counts: np.ndarray, factor: int) -> np.ndarray:
+    """Sums of ``factor`` consecutive bins along the last axis, float32; a short last group is summed as it is.
+
+    Examples
+    --------
+    >>> bin_sums(np.arange(5)[None], 2).tolist()
+    [[1.0, 5.0, 4.0]]
+    """
+    arr = np.asarray(counts)
+    out = np.zeros(arr.shape[:-1] + (-(-arr.shape[-1] // factor),), dtype=np.float32)
+    for j in range(factor):                          # strided adds: a reduction over a short last axis is slow
+        part = arr[..., j::factor]
+        out[..., : part.shape[-1]] += part
     return out

@@ -36,12 +36,11 @@ def _preprocess_block(
     rebinned: "tuple[EnergyGrid, np.ndarray] | None" = None,
 ) -> np.ndarray:
     """The pipeline on one block; with ``record`` also a copy of each intermediate in it."""
-    x = None
-    if rebinned is not None:
-        check_coverage(calibration, block.shape[-1], config.grid, config.pad)
-        x = regrid(rebinned[1], rebinned[0], config.grid)
+    x = None if rebinned is None else regrid(rebinned[1], rebinned[0], config.grid)
     if x is None:
         x = rebin_to_grid(block, calibration, config.grid, pad=config.pad)
+    else:                                             # the range check rebin_to_grid makes
+        check_coverage(calibration, block.shape[-1], config.grid, config.pad)
     if record is not None:
         record["rebinned"] = x.copy()
     if config.snip:
