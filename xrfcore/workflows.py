@@ -440,6 +440,7 @@ def train_evidence(
     distill: bool = False,
     head_rank: int = 0,
     heads_from: str | os.PathLike | None = None,
+    layer_trees: bool = True,
     progress: Progress = no_progress,
     log: Callable[[str], None] = _no_log,
 ) -> TrainResult:
@@ -454,7 +455,7 @@ def train_evidence(
     base : path-like, optional
         The pretrained paper CNN whose convolutional trunk is kept (default: ``models/paper_cnn.keras``
         next to the shipped model, else the shipped default).
-    seed, epochs, gate_significance, max_spectra, n_heads, trunk_epochs, distill, head_rank
+    seed, epochs, gate_significance, max_spectra, n_heads, trunk_epochs, distill, head_rank, layer_trees
         See :func:`xrfcore.model.evidence_training.train_evidence_model`.
     heads_from : path-like, optional
         An evidence model trained on ``data`` with ``seed``: its heads are kept (no training), e.g. to
@@ -484,7 +485,8 @@ def train_evidence(
                                           gate_significance=float(gate_significance), max_spectra=max_spectra,
                                           n_heads=int(n_heads), trunk_epochs=int(trunk_epochs),
                                           distill=bool(distill), head_rank=int(head_rank),
-                                          heads_from=load_model(heads_path) if heads_path else None, log=log)
+                                          heads_from=load_model(heads_path) if heads_path else None,
+                                          layer_trees=bool(layer_trees), log=log)
     progress(0.9, "saving")
     save_model(bundle, out_path)
     report = json_safe({**report, "model": str(out_path), "sha256": bundle.sha256, "base_model": str(base_path),

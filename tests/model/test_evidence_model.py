@@ -186,8 +186,83 @@ def test_heads_from_a_trained_model_are_compressed_without_retraining(trained):
     # another split (seed) means other training spectra: refused, not silently miscalibrated
     with pytest.raises(ConfigError, match="another training set or split"):
         train_evidence_model(base, data, seed=2, heads_from=trained_bundle, head_rank=6, log=lambda m: None)
-    with pytest.raises(ConfigError, match="already compressed"):
+    with pytest.raises(ConfigError, match="already read a shared projection"):
         train_evidence_model(base, data, seed=1, heads_from=bundle, head_rank=4, log=lambda m: None)
+
+
+def test_compressed_heads_are_kept_whole_and_only_the_trees_outputs_change(trained):
+    """--heads-from a compressed model: its head is taken as it is; without trees every output is the source's."""
+    import h5py
+
+    from xrfcore.model import load_model, predict_layers
+    from xrfcore.model.evidence_model import spec_of
+    from xrfcore.model.evidence_training import train_evidence_model
+    from xrfcore.scan import EnergyCalibration
+
+    path, _, data = trained
+    base = load_model(path.parent / "base.keras")
+    low, _ = train_evidence_model(base, data, seed=1, epochs=2, n_heads=2, head_rank=8, layer_trees=False,
+                                  log=lambda m: None)
+    kept, rep_kept = train_evidence_model(base, data, seed=1, heads_from=low, layer_trees=False, log=lambda m: None)
+    treed, rep_treed = train_evidence_model(base, data, seed=1, heads_from=low, log=lambda m: None)
+    assert rep_kept["settings"]["head_rank"] == 8 and rep_kept["settings"]["layer_trees"] is None
+    assert rep_treed["settings"]["layer_trees"]["n_trees"] >= 1
+    with h5py.File(data) as f:
+        spectra, cal = f["spectra"][:48], f["calibration"][0]
+    calibration = EnergyCalibration(*map(float, cal))
+    a, b, c = (predict_layers(m, spectra, calibration) for m in (low, kept, treed))
+    heads = ("any", "groups", "surface", "hidden")
+    for head in heads:
+        np.testing.assert_array_equal(a[head], b[head])
+    # same network, same validation part: same calibration wherever the trees did not take over
+    cols = list(spec_of(treed).tree_columns)
+    flat_a, flat_c = (np.concatenate([p[h] for h in heads], axis=1) for p in (a, c))
+    other = np.setdiff1d(np.arange(flat_a.shape[1]), cols)
+    np.testing.assert_array_equal(flat_a[:, other], flat_c[:, other])
+    assert np.abs(flat_a[:, cols] - flat_c[:, cols]).max() > 0
+
+
+def test_trees_give_the_layer_outputs_they_rank_better_and_travel_in_the_model_file(trained):
+    from dataclasses import replace
+
+    import h5py
+
+    from xrfcore.model import load_model
+    from xrfcore.model.evidence_model import gated_probabilities, model_inputs, spec_of
+    from xrfcore.model.predict import predict_preprocessed
+    from xrfcore.scan import EnergyCalibration
+
+    path, report, data = trained
+    bundle = load_model(path)
+    spec = spec_of(bundle)
+    info = report["settings"]["layer_trees"]
+    sls = spec.layout.slices()
+    assert spec.trees is not None and spec.trees.feature.shape[0] == info["n_trees"]
+    # the trees take exactly the layer outputs where they ranked the validation part clearly better
+    gain = info["min_gain"]
+    better = [name for name, ap in info["validation_average_precision"].items()
+              if ap["trees"] >= ap["network"] + gain]
+    assert info["outputs"] == better and len(spec.tree_columns) == len(better) >= 1
+    assert set(info["validation_average_precision"]) == {f"{h} {c}" for h in ("surface", "hidden")
+                                                         for c in bundle.classes}
+    names = {sls[h].start + k: f"{h} {c}" for h in ("surface", "hidden") for k, c in enumerate(bundle.classes)}
+    assert [names[c] for c in spec.tree_columns] == better
+    with h5py.File(data) as f:
+        spectra, cal = f["spectra"][:40], f["calibration"][0]
+    inputs, extras = model_inputs(bundle, spectra, EnergyCalibration(*map(float, cal)))
+    raw = predict_preprocessed(bundle.model, inputs)
+    sl = list(spec.tree_columns)
+    ungated = replace(spec, calibration=None)
+    with_trees = gated_probabilities(ungated, raw, extras["z"], extras["known"], features=extras["features"])
+    without = gated_probabilities(replace(ungated, trees=None), raw, extras["z"], extras["known"])
+    # the trees' columns are the trees' outputs (gated), the others the network's
+    expect = np.where(with_trees[:, sl] > 0, spec.trees.predict_proba(extras["features"]), 0.0)
+    np.testing.assert_allclose(with_trees[:, sl], expect, atol=1e-6)
+    other = np.ones(spec.layout.n_outputs, bool)
+    other[sl] = False
+    np.testing.assert_array_equal(with_trees[:, other], without[:, other])
+    with pytest.raises(Exception, match="need the evidence features"):
+        gated_probabilities(ungated, raw, extras["z"], extras["known"])
 
 
 def test_gated_outputs_sit_at_the_calibrated_not_seen_level(trained):

@@ -46,7 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "after training (default 0: off; the shipped model uses 192)")
     parser.add_argument("--heads-from", default=None,
                         help="an evidence model trained on the same --data and --seed: keep its heads instead of "
-                             "training new ones (with --head-rank: compress them)")
+                             "training new ones (with --head-rank: compress them; heads already compressed are kept whole)")
+    parser.add_argument("--layer-trees", action=argparse.BooleanOptionalAction, default=True,
+                        help="surface and hidden outputs come from boosted trees on the element evidence where those "
+                             "rank the validation spectra clearly better than the network (default; "
+                             "--no-layer-trees: all from the network)")
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
 
 
@@ -57,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     result = train_evidence(args.data, args.out, base=args.base, seed=args.seed, epochs=args.epochs,
                             gate_significance=args.gate_significance, max_spectra=args.max_spectra,
                             n_heads=args.heads, trunk_epochs=args.trunk_epochs, distill=args.distill,
-                            head_rank=args.head_rank, heads_from=args.heads_from, log=log)
+                            head_rank=args.head_rank, heads_from=args.heads_from, layer_trees=args.layer_trees,
+                            log=log)
     for head, m in result.report["test"].items():
         print(f"{head:8s} test macro F1 {m['macro']['f1']:.3f}  ECE {result.report['calibration'][head]['ece']:.4f}")
     print(f"wrote {result.model}, {result.report_path}, {result.curves}")

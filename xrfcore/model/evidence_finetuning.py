@@ -155,7 +155,8 @@ def finetune_evidence_labelled(bundle: Any, scans: Sequence[Any], *, config: Fin
 
     def prob(model, cal, idx):
         raw = predict_preprocessed(model, [data["t"][idx], data["f"][idx]], batch_size=1024)
-        return gated_probabilities(replace(spec, calibration=cal), raw, data["z"][idx], data["known"][idx])
+        return gated_probabilities(replace(spec, calibration=cal), raw, data["z"][idx], data["known"][idx],
+                                   features=data["f"][idx])
 
     base_cal = spec.calibration
     ft_cal = tuple(_identity_map(_value_at_zero(m)) for m in (base_cal or [None] * layout.n_outputs))

@@ -42,6 +42,7 @@ from xrfcore.errors import ModelError
 
 if TYPE_CHECKING:  # pragma: no cover
     from xrfcore.elements.evidence import Evidence, EvidenceConfig
+    from xrfcore.model.trees import ObliviousForest
     from xrfcore.model.bundle import ModelBundle
     from xrfcore.scan import EnergyCalibration
 
@@ -58,6 +59,7 @@ __all__ = [
     "layout_targets",
     "layout_scored",
     "gated_probabilities",
+    "with_trees",
     "fit_isotonic",
     "apply_isotonic",
     "expected_calibration_error",
@@ -320,9 +322,15 @@ class EvidenceModelSpec:
     gate_significance: float
     calibration: tuple[dict, ...] | None
     ratios: tuple[str, ...] = DEFAULT_RATIOS
+    #: Boosted trees on the standardised evidence vector (:mod:`xrfcore.model.trees`), or None; their
+    #: outputs replace the network's in the output columns ``tree_columns`` (in order).
+    trees: "ObliviousForest | None" = None
+    tree_columns: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"evidence": self.evidence.to_dict(), "layout": self.layout.to_dict(),
+        trees = None if self.trees is None else {"columns": [int(c) for c in self.tree_columns],
+                                                 **self.trees.to_dict()}
+        return {"evidence": self.evidence.to_dict(), "layout": self.layout.to_dict(), "trees": trees,
                 "feature_elements": list(self.feature_elements), "ratio_features": list(self.ratios),
                 "feature_names": feature_names(self.feature_elements, self.ratios),
                 "feature_mean": [float(v) for v in self.feature_mean],
@@ -334,16 +342,20 @@ class EvidenceModelSpec:
     def from_dict(cls, d: dict[str, Any]) -> "EvidenceModelSpec":
         from xrfcore.elements.evidence import EvidenceConfig
         from xrfcore.errors import ConfigError
+        from xrfcore.model.trees import ObliviousForest
 
         try:
             els = tuple(d["feature_elements"])
+            trees = d.get("trees")
             spec = cls(evidence=EvidenceConfig.from_dict(d["evidence"]), layout=OutputLayout.from_dict(d["layout"]),
                        feature_elements=els, feature_mean=np.asarray(d["feature_mean"], np.float32),
                        feature_std=np.asarray(d["feature_std"], np.float32),
                        gate_significance=float(d["gate_significance"]),
                        calibration=None if d.get("calibration") is None else tuple(d["calibration"]),
-                       ratios=tuple(d.get("ratio_features", LEGACY_RATIOS)))
-        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+                       ratios=tuple(d.get("ratio_features", LEGACY_RATIOS)),
+                       trees=None if not trees else ObliviousForest.from_dict(trees),
+                       tree_columns=tuple(int(c) for c in trees["columns"]) if trees else ())
+        except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
             raise ModelError(f"invalid evidence-model metadata: {type(exc).__name__}: {exc}") from exc
         unknown = sorted(set(spec.ratios) - set(RATIO_FEATURES))
         if unknown:
@@ -352,6 +364,14 @@ class EvidenceModelSpec:
         n_f = len(feature_names(els, spec.ratios))
         if spec.feature_mean.shape != (n_f,) or spec.feature_std.shape != (n_f,):
             raise ModelError(f"evidence-model metadata has {spec.feature_mean.shape} feature means for {n_f} features")
+        if spec.trees is not None:
+            cols = spec.tree_columns
+            if (len(cols) != spec.trees.n_outputs or len(set(cols)) != len(cols)
+                    or not all(0 <= c < spec.layout.n_outputs for c in cols)):
+                raise ModelError(f"the model's trees give {spec.trees.n_outputs} outputs for columns {list(cols)} "
+                                 f"of {spec.layout.n_outputs}")
+            if spec.trees.n_features != n_f:
+                raise ModelError(f"the model's trees read {spec.trees.n_features} features; its evidence has {n_f}")
         if spec.calibration is not None and len(spec.calibration) != spec.layout.n_outputs:
             raise ModelError(f"evidence-model calibration has {len(spec.calibration)} maps for "
                              f"{spec.layout.n_outputs} outputs")
@@ -369,7 +389,8 @@ def model_inputs(bundle: "ModelBundle", spectra: np.ndarray, calibration: "Energ
     """Network inputs for raw spectra, plus what the numpy steps need.
 
     Returns ``(inputs, extras)``: ``inputs`` is the preprocessed array (plain CNN) or a list
-    ``[spectrum (n, C, 1), evidence (n, F)]``; ``extras`` holds ``z`` and ``known`` (n, E) or None.
+    ``[spectrum (n, C, 1), evidence (n, F)]``; ``extras`` holds ``z`` and ``known`` (n, E), the
+    ``evidence`` and the standardised ``features`` (n, F) (the trees read them), or is None.
     """
     from xrfcore.elements.evidence import fit_evidence
     from xrfcore.preprocess import preprocess_spectra
@@ -383,14 +404,30 @@ def model_inputs(bundle: "ModelBundle", spectra: np.ndarray, calibration: "Energ
     feats, known = evidence_features(ev, spec.feature_elements, spec.ratios)
     feats = (feats - spec.feature_mean) / spec.feature_std
     z, _ = element_significance(ev, spec.feature_elements)
-    return [x[..., None], feats.astype(np.float32)], {"z": z, "known": known, "evidence": ev}
+    feats = feats.astype(np.float32)
+    return [x[..., None], feats], {"z": z, "known": known, "evidence": ev, "features": feats}
+
+
+def with_trees(spec: EvidenceModelSpec, raw: np.ndarray, features: np.ndarray | None) -> np.ndarray:
+    """Raw network outputs with the spec's tree outputs in their columns (a copy; ``raw`` if no trees).
+
+    ``features``: the standardised evidence vector (``extras["features"]`` of :func:`model_inputs`).
+    """
+    if spec.trees is None:
+        return raw
+    if features is None:
+        raise ModelError("this model's trees need the evidence features; pass features=")
+    out = np.array(raw, dtype=np.float32, copy=True)
+    out[:, list(spec.tree_columns)] = spec.trees.predict_proba(features)
+    return out
 
 
 def gated_probabilities(spec: EvidenceModelSpec, raw: np.ndarray, z: np.ndarray, known: np.ndarray, *,
-                        library=None) -> np.ndarray:
-    """Raw network outputs ``(n, n_outputs)`` -> the spec's evidence gate, then its calibration."""
+                        features: np.ndarray | None = None, library=None) -> np.ndarray:
+    """Raw network outputs ``(n, n_outputs)`` -> the spec's trees (:func:`with_trees`), its evidence gate,
+    then its calibration."""
     gate = gate_matrix(spec.layout, spec.feature_elements, library)
-    gated = apply_gate(raw, z, known, gate, spec.gate_significance)
+    gated = apply_gate(with_trees(spec, raw, features), z, known, gate, spec.gate_significance)
     return apply_isotonic(gated, spec.calibration) if spec.calibration is not None else gated
 
 
@@ -399,7 +436,8 @@ def postprocess(bundle: "ModelBundle", raw: np.ndarray, extras: dict | None, *, 
     spec = spec_of(bundle)
     if spec is None:
         return {"any": raw.astype(np.float32)}
-    prob = gated_probabilities(spec, raw, extras["z"], extras["known"], library=library)
+    prob = gated_probabilities(spec, raw, extras["z"], extras["known"], features=extras.get("features"),
+                               library=library)
     return {h: prob[:, sl] for h, sl in spec.layout.slices().items()}
 
 

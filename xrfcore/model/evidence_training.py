@@ -12,7 +12,8 @@ Recipe (``train_evidence_model``):
 4. a small head reads trunk features and the standardised evidence vector and predicts every output
    of the layout (any layer, same-element groups, surface, hidden); seeded 70/15/15 split of the
    spectra into training, validation (early stopping and calibration) and test;
-5. the evidence gate and an isotonic calibration per output, fitted on the validation part;
+5. the evidence gate and an isotonic calibration per output, fitted on the validation part (after
+   step 8's trees);
    metrics, ECE and the reliability table on the test part. Where the set records the photons each
    layer's elements deliver (``layer_photons``), a surface or hidden positive whose key elements
    deliver fewer than :data:`xrfcore.model.quality.MIN_PHOTONS` from that layer is left out of the
@@ -23,7 +24,11 @@ Recipe (``train_evidence_model``):
    (:func:`low_rank_members`: the best rank-``head_rank`` fit of the heads' pre-activations on the
    training part), before the gate and the calibration are fitted, so the saved numbers are the
    compressed model's;
-8. the trunk and the head are joined into one two-input Keras model (standard layers only).
+8. by default (``layer_trees``) boosted oblivious trees on the standardised evidence vector
+   (:mod:`xrfcore.model.trees`), trained on the same part and masks, give the ``surface`` and ``hidden``
+   outputs for which they rank the validation part clearly better than the network; stored in the
+   model file's metadata as plain numbers;
+9. the trunk and the head are joined into one two-input Keras model (standard layers only).
 """
 
 from __future__ import annotations
@@ -169,8 +174,13 @@ def _ensemble(members, d_trunk: int, d_ev: int, projection: np.ndarray | None = 
     return keras.Model([t_in, e_in], out, name="evidence_head")
 
 
-def _trained_members(bundle: Any, base: Any, feature_mean: np.ndarray) -> list:
-    """The trained member heads of evidence model ``bundle``, checked against the base and the training set."""
+def _trained_head(bundle: Any, base: Any, feature_mean: np.ndarray) -> tuple[list, Any]:
+    """The trained heads of evidence model ``bundle``, checked against the base and the training set.
+
+    Returns ``(members, None)`` for uncompressed heads, or ``([], head)``: a copy of the whole head where
+    its members already read a shared projection (kept as it is; it cannot be compressed again).
+    """
+    from xrfcore.model.architecture import uncompiled_copy
     from xrfcore.model.evidence_model import spec_of
 
     spec = spec_of(bundle)
@@ -186,11 +196,11 @@ def _trained_members(bundle: Any, base: Any, feature_mean: np.ndarray) -> list:
     head = bundle.model.get_layer("evidence_head")
     names = [layer.name for layer in head.layers]
     if "shared_projection" in names:
-        raise ConfigError("the --heads-from model's heads are already compressed; take them from the uncompressed model")
+        return [], uncompiled_copy(head, "evidence_head")
     members = [head.get_layer(n) for n in names if n.startswith("member_")]
     if not members:
         raise ConfigError("the --heads-from model has no member heads")
-    return members
+    return members, None
 
 
 def low_rank_members(members, features: np.ndarray, rank: int) -> tuple[np.ndarray, list, dict[str, float]]:
@@ -241,6 +251,13 @@ def low_rank_members(members, features: np.ndarray, rank: int) -> tuple[np.ndarr
     return p.astype(np.float32), new, {"rank": rank, "retained_variance": retained}
 
 
+def _average_precision(y: np.ndarray, score: np.ndarray) -> float:
+    """Average precision of ``score`` for 0/1 ``y`` (0 where ``y`` holds no positive)."""
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(y, score)) if np.any(y) else 0.0
+
+
 def joined_model(cnn, head):
     """``cnn``'s trunk (:func:`trunk_model`) and an evidence head joined into one two-input model."""
     import keras
@@ -254,7 +271,10 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
                          learning_rate: float = 1e-3, patience: int = 6, gate_significance: float = 3.0,
                          max_spectra: int | None = None, mask_undetectable: bool = True, n_heads: int = 5,
                          trunk_epochs: int = 0, trunk_learning_rate: float = 2e-4, distill: bool = False,
-                         head_rank: int = 0, heads_from: Any = None, log: Callable[[str], None] = print):
+                         head_rank: int = 0, heads_from: Any = None, layer_trees: bool = True,
+                         tree_heads: tuple[str, ...] = ("surface", "hidden"), tree_depth: int = 6,
+                         tree_rounds: int = 80, tree_learning_rate: float = 0.3, tree_min_gain: float = 0.01,
+                         log: Callable[[str], None] = print):
     """Train the evidence head on a simulated set; returns ``(bundle, report)`` (unsaved bundle).
 
     Parameters
@@ -292,8 +312,18 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
     heads_from : ModelBundle, optional
         An evidence model trained from ``base`` on ``data`` with the same ``seed``: its heads are taken as
         they are instead of training new ones (training reproduces heads only from bit-identical evidence), then
-        compressed (``head_rank``), gated and calibrated on the same validation part. Refused for a model
-        built on another base, trained on another set or split, or already compressed.
+        compressed (``head_rank``), gated and calibrated on the same validation part. Heads that already
+        read a shared projection are kept whole (``head_rank`` must then be 0). Refused for a model built on
+        another base or trained on another set or split.
+    layer_trees, tree_heads, tree_depth, tree_rounds, tree_learning_rate, tree_min_gain
+        With ``layer_trees``, boosted oblivious trees on the standardised evidence vector
+        (:func:`xrfcore.model.trees.fit_forest`: ``tree_depth`` levels, at most ``tree_rounds`` rounds at
+        ``tree_learning_rate``, early stopping on the validation part) are trained for every output of the
+        ``tree_heads`` on the same training part and masks, and replace the network's output wherever their
+        average precision on the validation part (after the gate) is ``tree_min_gain`` or more above the
+        network's: whether a layer lies on top or beneath is a question of line ratios conditioned on the
+        photons that carry them, which trees read better for most pigments (models/README.md). The gate and
+        the calibration are fitted after.
     """
     import keras
 
@@ -307,6 +337,7 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
     from xrfcore.model.predict import predict_preprocessed
     from xrfcore.model.quality import detectable
     from xrfcore.model.train import set_seed
+    from xrfcore.model.trees import fit_forest
 
     if int(n_heads) < 1:
         raise ConfigError(f"n_heads must be >= 1, got {n_heads}")
@@ -364,11 +395,15 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
         trunk_history = {k: [float(v) for v in vals] for k, vals in h.history.items()}
         log(f"trunk: {len(h.history['loss'])} epochs, best validation loss {min(h.history['val_loss']):.4f}")
     T = predict_preprocessed(trunk, X, batch_size=256)
-    members, histories = [], []
+    members, histories, whole = [], [], None
     if heads_from is not None:
-        members = _trained_members(heads_from, base, mean)
-        n_heads = len(members)
-        log(f"taking the {n_heads} trained heads of {getattr(heads_from, 'path', None) or 'the given model'}")
+        members, whole = _trained_head(heads_from, base, mean)
+        if whole is not None and head_rank:
+            raise ConfigError("the --heads-from model's heads already read a shared projection; they are kept as "
+                              "they are, so leave --head-rank at 0")
+        n_heads = len(members) or int(heads_from.metadata.get("evidence_training", {}).get("n_heads", 0))
+        log(f"taking the trained heads of {getattr(heads_from, 'path', None) or 'the given model'}"
+            + (" (already compressed: kept whole)" if whole is not None else f" ({n_heads})"))
     else:
         for m in range(int(n_heads)):
             set_seed(seed + m)
@@ -381,7 +416,7 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
                                                                        restore_best_weights=True)])
             members.append(member)
             histories.append(hist)
-    head = _ensemble(members, T.shape[1], F.shape[1])
+    head = whole if whole is not None else _ensemble(members, T.shape[1], F.shape[1])
     distilled = {}
     if distill and len(members) > 1:
         soft = {part: predict_preprocessed(head, [T[idx], Fs[idx]], batch_size=1024)
@@ -413,14 +448,51 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
             f"of their pre-activation variance kept, mean |p - p_full| {compressed['test_mean_abs_diff']:.4f} "
             f"on the test part (before calibration)")
     gate = gate_matrix(layout, FEATURE_ELEMENTS)
+    forest, trees_info, tree_cols = None, None, []
+    sl = layout.slices()
+    if layer_trees:
+        unknown = sorted(set(tree_heads) - set(sl))
+        if unknown:
+            raise ConfigError(f"tree_heads {unknown} are not outputs of the layout {list(sl)}")
+        cand = [c for h in layout.heads if h in tree_heads for c in range(sl[h].start, sl[h].stop)]
+        names = [f"{h} {n}" for h in layout.heads if h in tree_heads
+                 for n in (layout.groups if h == "groups" else classes)]
+        log(f"boosted trees for the {'/'.join(h for h in layout.heads if h in tree_heads)} outputs "
+            f"({time.perf_counter() - t0:.0f} s) ...")
+        raw_va = predict_preprocessed(head, [T[va], Fs[va]], batch_size=1024)
+        forest, info = fit_forest(Fs[tr], Y[tr][:, cand], mask=scored[tr][:, cand], X_val=Fs[va],
+                                  Y_val=Y[va][:, cand], mask_val=scored[va][:, cand], n_rounds=int(tree_rounds),
+                                  depth=int(tree_depth), learning_rate=float(tree_learning_rate))
+        # per output, the trees only where they rank the validation part's spectra better than the network
+        net_va = apply_gate(raw_va, ev["z"][va], ev["known"][va], gate, gate_significance)
+        tree_va = np.array(net_va)
+        tree_va[:, cand] = forest.predict_proba(Fs[va])
+        tree_va = apply_gate(tree_va, ev["z"][va], ev["known"][va], gate, gate_significance)
+        ap = {}
+        for name, c in zip(names, cand):
+            rows = scored[va][:, c]
+            ap[name] = {"network": _average_precision(Y[va][rows, c], net_va[rows, c]),
+                        "trees": _average_precision(Y[va][rows, c], tree_va[rows, c])}
+        use = [i for i, name in enumerate(names) if ap[name]["trees"] >= ap[name]["network"] + tree_min_gain]
+        tree_cols = [cand[i] for i in use]
+        forest = forest.select(use) if use else None
+        trees_info = {"heads": [h for h in layout.heads if h in tree_heads], "depth": int(tree_depth),
+                      "max_rounds": int(tree_rounds), "learning_rate": float(tree_learning_rate),
+                      "min_gain": float(tree_min_gain),
+                      "rounds": dict(zip(names, info["rounds"])), "outputs": [names[i] for i in use],
+                      "n_trees": 0 if forest is None else int(forest.feature.shape[0]),
+                      "validation_average_precision": ap}
+        log(f"trees of depth {tree_depth} take the outputs {[names[i] for i in use]} ({trees_info['n_trees']} "
+            f"trees), where they rank the validation part better than the network by {tree_min_gain} or more")
 
     def scores(idx):
         raw = predict_preprocessed(head, [T[idx], Fs[idx]], batch_size=1024)
+        if forest is not None:
+            raw[:, tree_cols] = forest.predict_proba(Fs[idx])
         return apply_gate(raw, ev["z"][idx], ev["known"][idx], gate, gate_significance)
 
     cal = fit_isotonic(scores(va), Y[va], mask=scored[va])
     prob_te = apply_isotonic(scores(te), cal)
-    sl = layout.slices()
     # left-out entries (undetectable layer positives) are scored as neither called nor present
     y_te = np.where(scored[te], Y[te], 0)
     p_te = np.where(scored[te], prob_te, 0.0)
@@ -439,10 +511,10 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
     full = joined_model(cnn, head)
     spec = EvidenceModelSpec(evidence=EvidenceConfig(), layout=layout, feature_elements=FEATURE_ELEMENTS,
                              feature_mean=mean, feature_std=std, gate_significance=gate_significance,
-                             calibration=tuple(cal))
+                             calibration=tuple(cal), trees=forest, tree_columns=tuple(tree_cols))
     settings = {"seed": seed, "epochs": epochs, "epochs_run": [len(h.history["loss"]) for h in histories],
                 "n_heads": int(n_heads), "distilled": distilled or None,
-                "head_rank": int(head_rank), "head_compression": compressed or None,
+                "head_rank": int(head_rank), "head_compression": compressed or None, "layer_trees": trees_info,
                 "heads_from_sha256": getattr(heads_from, "sha256", None) if heads_from is not None else None,
                 "batch_size": batch_size,
                 "learning_rate": learning_rate, "patience": patience, "gate_significance": gate_significance,
@@ -453,11 +525,16 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
     meta = dict(base.metadata)
     meta["lineage"] = list(meta.get("lineage", [])) + [{"step": "evidence head", "from_sha256": base.sha256,
                                                         "data": Path(data).name,
-                                                        "trunk_trained_epochs": len(trunk_history.get("loss", []))}]
+                                                        "trunk_trained_epochs": len(trunk_history.get("loss", [])),
+                                                        "layer_trees": trees_info["n_trees"] if trees_info else 0}]
     if heads_from is not None:
-        meta["lineage"].append({"step": "heads kept", "from_sha256": heads_from.sha256, "head_rank": int(head_rank)})
         trained_with = heads_from.metadata.get("evidence_training", {})
         settings["epochs_run"] = list(trained_with.get("epochs_run", []))  # of the heads' own training
+        if whole is not None:  # the kept heads' own compression
+            settings["head_rank"] = int(trained_with.get("head_rank", 0))
+            settings["head_compression"] = trained_with.get("head_compression")
+        meta["lineage"].append({"step": "heads kept", "from_sha256": heads_from.sha256,
+                                "head_rank": settings["head_rank"], "kept_whole": whole is not None})
     meta["evidence_model"] = spec.to_dict()
     meta["evidence_training"] = {**settings, "test_macro_f1": {h: test[h]["macro"]["f1"] for h in layout.heads},
                                  "test_ece": {h: calib[h]["ece"] for h in layout.heads}}
