@@ -441,6 +441,7 @@ def train_evidence(
     head_rank: int = 0,
     heads_from: str | os.PathLike | None = None,
     layer_trees: bool = True,
+    tree_thinning: tuple[float, float] | None = None,
     progress: Progress = no_progress,
     log: Callable[[str], None] = _no_log,
 ) -> TrainResult:
@@ -455,7 +456,8 @@ def train_evidence(
     base : path-like, optional
         The pretrained paper CNN whose convolutional trunk is kept (default: ``models/paper_cnn.keras``
         next to the shipped model, else the shipped default).
-    seed, epochs, gate_significance, max_spectra, n_heads, trunk_epochs, distill, head_rank, layer_trees
+    seed, epochs, gate_significance, max_spectra, n_heads, trunk_epochs, distill, head_rank, layer_trees,
+    tree_thinning
         See :func:`xrfcore.model.evidence_training.train_evidence_model`.
     heads_from : path-like, optional
         An evidence model trained on ``data`` with ``seed``: its heads are kept (no training), e.g. to
@@ -486,7 +488,7 @@ def train_evidence(
                                           n_heads=int(n_heads), trunk_epochs=int(trunk_epochs),
                                           distill=bool(distill), head_rank=int(head_rank),
                                           heads_from=load_model(heads_path) if heads_path else None,
-                                          layer_trees=bool(layer_trees), log=log)
+                                          layer_trees=bool(layer_trees), tree_thinning=tree_thinning, log=log)
     progress(0.9, "saving")
     save_model(bundle, out_path)
     report = json_safe({**report, "model": str(out_path), "sha256": bundle.sha256, "base_model": str(base_path),

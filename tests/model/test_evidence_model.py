@@ -220,6 +220,13 @@ def test_compressed_heads_are_kept_whole_and_only_the_trees_outputs_change(train
     other = np.setdiff1d(np.arange(flat_a.shape[1]), cols)
     np.testing.assert_array_equal(flat_a[:, other], flat_c[:, other])
     assert np.abs(flat_a[:, cols] - flat_c[:, cols]).max() > 0
+    # trees that also learned from thinned copies (short dwells): other trees, the network's outputs unchanged
+    thin, rep_thin = train_evidence_model(base, data, seed=1, heads_from=low, tree_thinning=(0.1, 0.5),
+                                          log=lambda m: None)
+    assert rep_thin["settings"]["layer_trees"]["thinned_copies"] == [0.1, 0.5]
+    d = predict_layers(thin, spectra, calibration)
+    np.testing.assert_array_equal(a["any"], d["any"])
+    assert not np.array_equal(spec_of(thin).trees.leaf, spec_of(treed).trees.leaf)
 
 
 def test_trees_give_the_layer_outputs_they_rank_better_and_travel_in_the_model_file(trained):
@@ -408,3 +415,27 @@ def test_model_input_summed_from_the_fit_grid_equals_preprocessing_the_raw_count
         np.testing.assert_allclose(x[..., 0], preprocess_spectra(spectra, calibration, bundle.preprocess),
                                    rtol=1e-5, atol=1e-6)
         assert extras["evidence"].rebinned is None  # the fit-grid copy is not carried into the maps
+
+
+def test_thinned_evidence_is_that_of_a_shorter_dwell(trained):
+    """dataset_evidence(thin=): each spectrum keeps a seeded share of its photons; photons per layer scale with it."""
+    from xrfcore.model.evidence_model import feature_names
+    from xrfcore.model.evidence_training import dataset_evidence
+
+    _, _, data = trained
+    full = dataset_evidence(data)
+    thin = dataset_evidence(data, thin=(0.05, 0.2), seed=3)
+    again = dataset_evidence(data, thin=(0.05, 0.2), seed=3)
+    keep = thin["keep"]
+    assert keep.shape == (full["features"].shape[0],) and keep.min() >= 0.05 and keep.max() <= 0.2
+    np.testing.assert_array_equal(thin["features"], again["features"])  # seeded
+    np.testing.assert_allclose(thin["layer_photons"], full["layer_photons"] * keep[:, None, None])
+    col = feature_names().index("log10 total counts")
+    # the fit's total counts of a thinned spectrum: the full one's times the share kept, within binomial scatter
+    n_full, n_thin = 10.0 ** full["features"][:, col].astype(np.float64), 10.0 ** thin["features"][:, col]
+    z = (n_thin - keep * n_full) / np.sqrt(keep * (1 - keep) * n_full)
+    assert np.abs(z).max() < 5, np.abs(z).max()
+    for k in ("labels", "labels_top", "labels_bottom"):
+        np.testing.assert_array_equal(thin[k], full[k])
+    with pytest.raises(Exception, match="thinning shares"):
+        dataset_evidence(data, thin=(0.5, 0.1))

@@ -53,8 +53,13 @@ def _noise_step(noise_ev: float) -> float:
 
 
 def dataset_evidence(path: str | Path, *, feature_elements=None, chunk: int = 4096,
-                     progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+                     progress: Callable[[int, int], None] | None = None,
+                     thin: tuple[float, float] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
     """Evidence vectors of every spectrum of a simulated set.
+
+    ``thin=(lo, hi)``: of binomially thinned copies instead (a shorter dwell), each spectrum keeping a
+    share of its photons drawn log-uniformly from ``lo..hi`` (seeded); ``layer_photons`` are scaled by
+    the same share and the shares are returned as ``keep``.
 
     Returns
     -------
@@ -63,6 +68,8 @@ def dataset_evidence(path: str | Path, *, feature_elements=None, chunk: int = 40
         ``labels_bottom`` (N, K) uint8, ``label_names`` (K,); ``layer_photons`` (N, 2, E') and
         ``photon_elements`` (E',) where the set has them (sets made before they were written lack them).
     """
+    from xrfcore.model.augment import thin_counts
+
     import h5py
 
     from xrfcore.elements.evidence import EvidenceConfig, fit_evidence
@@ -83,8 +90,17 @@ def dataset_evidence(path: str | Path, *, feature_elements=None, chunk: int = 40
         feats = None
         z = np.zeros((n, len(els)), np.float32)
         known = np.zeros((n, len(els)), bool)
+        rng = np.random.default_rng(seed)
+        keep = None
+        if thin is not None:
+            lo, hi = (float(v) for v in thin)
+            if not 0 < lo <= hi <= 1:
+                raise ConfigError(f"thinning shares must satisfy 0 < lo <= hi <= 1, got {thin}")
+            keep = np.exp(rng.uniform(np.log(lo), np.log(hi), n))
         for a in range(0, n, chunk):
             spectra = f["spectra"][a : a + chunk]
+            if keep is not None:
+                spectra = thin_counts(spectra, keep[a : a + chunk], rng)
             k = key[a : a + chunk]
             uniq, inv = np.unique(k, axis=0, return_inverse=True)
             for g, row in enumerate(uniq):
@@ -102,8 +118,12 @@ def dataset_evidence(path: str | Path, *, feature_elements=None, chunk: int = 40
                 progress(min(n, a + chunk), n)
         names = [v.decode() if isinstance(v, bytes) else str(v) for v in f["label_names"][()]]
         labels = {k: f[k][...].astype(np.uint8) for k in ("labels", "labels_top", "labels_bottom")}
+        if keep is not None:
+            labels["keep"] = keep
         if "layer_photons" in f and "photon_elements" in f:
             labels["layer_photons"] = f["layer_photons"][...]
+            if keep is not None:
+                labels["layer_photons"] = labels["layer_photons"] * keep[:, None, None]
             labels["photon_elements"] = [v.decode() if isinstance(v, bytes) else str(v) for v in f["photon_elements"][()]]
     return {"features": feats, "z": z, "known": known, "label_names": names, **labels}
 
@@ -274,6 +294,7 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
                          head_rank: int = 0, heads_from: Any = None, layer_trees: bool = True,
                          tree_heads: tuple[str, ...] = ("surface", "hidden"), tree_depth: int = 6,
                          tree_rounds: int = 80, tree_learning_rate: float = 0.3, tree_min_gain: float = 0.01,
+                         tree_thinning: tuple[float, float] | None = None,
                          log: Callable[[str], None] = print):
     """Train the evidence head on a simulated set; returns ``(bundle, report)`` (unsaved bundle).
 
@@ -323,7 +344,10 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
         average precision on the validation part (after the gate) is ``tree_min_gain`` or more above the
         network's: whether a layer lies on top or beneath is a question of line ratios conditioned on the
         photons that carry them, which trees read better for most pigments (models/README.md). The gate and
-        the calibration are fitted after.
+        the calibration are fitted after. With ``tree_thinning=(lo, hi)`` the trees also train (and stop
+        early) on a binomially thinned copy of each spectrum that keeps a log-uniform ``lo..hi`` share of
+        its photons (:func:`dataset_evidence`), so they have seen short dwells; the choice between trees
+        and network is made on the unthinned validation part.
     """
     import keras
 
@@ -460,9 +484,27 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
         log(f"boosted trees for the {'/'.join(h for h in layout.heads if h in tree_heads)} outputs "
             f"({time.perf_counter() - t0:.0f} s) ...")
         raw_va = predict_preprocessed(head, [T[va], Fs[va]], batch_size=1024)
-        forest, info = fit_forest(Fs[tr], Y[tr][:, cand], mask=scored[tr][:, cand], X_val=Fs[va],
-                                  Y_val=Y[va][:, cand], mask_val=scored[va][:, cand], n_rounds=int(tree_rounds),
-                                  depth=int(tree_depth), learning_rate=float(tree_learning_rate))
+        X_fit, Y_fit, M_fit = Fs[tr], Y[tr][:, cand], scored[tr][:, cand]
+        X_stop, Y_stop, M_stop = Fs[va], Y[va][:, cand], scored[va][:, cand]
+        if tree_thinning is not None:
+            # shorter dwells too: the same spectra thinned (the trees hold their last leaf outside what they saw)
+            log(f"evidence of thinned copies ({tree_thinning[0]:g}-{tree_thinning[1]:g} of the photons) ...")
+            thin = dataset_evidence(data, thin=tree_thinning, seed=seed + 7919)
+            if rows is not None:
+                thin = {k: (v[:rows] if isinstance(v, np.ndarray) else v) for k, v in thin.items()}
+            Ft = ((thin["features"] - mean) / std).astype(np.float32)
+            if "layer_photons" in thin and mask_undetectable:
+                st = layout_scored(thin["labels_top"], thin["labels_bottom"],
+                                   detectable(thin["layer_photons"], thin["photon_elements"], classes), classes)
+            else:
+                st = np.ones(Y.shape, bool)
+            X_fit, Y_fit = np.concatenate([X_fit, Ft[tr]]), np.concatenate([Y_fit, Y[tr][:, cand]])
+            M_fit = np.concatenate([M_fit, st[tr][:, cand]])
+            X_stop, Y_stop = np.concatenate([X_stop, Ft[va]]), np.concatenate([Y_stop, Y[va][:, cand]])
+            M_stop = np.concatenate([M_stop, st[va][:, cand]])
+        forest, info = fit_forest(X_fit, Y_fit, mask=M_fit, X_val=X_stop, Y_val=Y_stop, mask_val=M_stop,
+                                  n_rounds=int(tree_rounds), depth=int(tree_depth),
+                                  learning_rate=float(tree_learning_rate))
         # per output, the trees only where they rank the validation part's spectra better than the network
         net_va = apply_gate(raw_va, ev["z"][va], ev["known"][va], gate, gate_significance)
         tree_va = np.array(net_va)
@@ -479,6 +521,7 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
         trees_info = {"heads": [h for h in layout.heads if h in tree_heads], "depth": int(tree_depth),
                       "max_rounds": int(tree_rounds), "learning_rate": float(tree_learning_rate),
                       "min_gain": float(tree_min_gain),
+                      "thinned_copies": None if tree_thinning is None else [float(v) for v in tree_thinning],
                       "rounds": dict(zip(names, info["rounds"])), "outputs": [names[i] for i in use],
                       "n_trees": 0 if forest is None else int(forest.feature.shape[0]),
                       "validation_average_precision": ap}
