@@ -439,3 +439,17 @@ def test_thinned_evidence_is_that_of_a_shorter_dwell(trained):
         np.testing.assert_array_equal(thin[k], full[k])
     with pytest.raises(Exception, match="thinning shares"):
         dataset_evidence(data, thin=(0.5, 0.1))
+
+
+def test_the_spec_is_parsed_once_per_metadata_dict(trained):
+    from dataclasses import replace
+
+    from xrfcore.model import load_model
+    from xrfcore.model.evidence_model import spec_of
+
+    path, _, _ = trained
+    bundle = load_model(path)
+    spec = spec_of(bundle)
+    assert spec_of(bundle) is spec  # the maps ask for it once per block
+    bundle.metadata["evidence_model"] = replace(spec, gate_significance=5.0).to_dict()
+    assert spec_of(bundle).gate_significance == 5.0 and spec.gate_significance == 3.0

@@ -33,6 +33,7 @@ Models without ``evidence_model`` metadata (the plain paper CNN) keep working un
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -378,10 +379,30 @@ class EvidenceModelSpec:
         return spec
 
 
+#: Parsed specs by the identity of their metadata dict (which the entry holds, so the id is not reused):
+#: a model with trees holds some 100,000 numbers, and the maps ask for the spec of every block.
+_SPEC_CACHE: "OrderedDict[int, tuple[dict, EvidenceModelSpec]]" = OrderedDict()
+_SPEC_CACHE_SIZE = 8
+
+
 def spec_of(bundle: "ModelBundle") -> EvidenceModelSpec | None:
-    """The bundle's evidence-model spec, or None for a plain CNN."""
+    """The bundle's evidence-model spec, or None for a plain CNN.
+
+    Parsed once per metadata dict; code that changes a spec writes a new dict (``spec.to_dict()``),
+    never edits the old one in place.
+    """
     d = bundle.metadata.get("evidence_model") if isinstance(bundle.metadata, dict) else None
-    return EvidenceModelSpec.from_dict(d) if d else None
+    if not d:
+        return None
+    hit = _SPEC_CACHE.get(id(d))
+    if hit is not None and hit[0] is d:
+        _SPEC_CACHE.move_to_end(id(d))
+        return hit[1]
+    spec = EvidenceModelSpec.from_dict(d)
+    _SPEC_CACHE[id(d)] = (d, spec)
+    while len(_SPEC_CACHE) > _SPEC_CACHE_SIZE:
+        _SPEC_CACHE.popitem(last=False)
+    return spec
 
 
 def model_inputs(bundle: "ModelBundle", spectra: np.ndarray, calibration: "EnergyCalibration", *,

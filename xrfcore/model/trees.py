@@ -17,6 +17,7 @@ nothing is unpickled.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -73,29 +74,42 @@ class ObliviousForest:
     def predict_margin(self, X: np.ndarray, *, chunk: int = 512) -> np.ndarray:
         """Log-odds ``(n, n_outputs)`` float32 for features ``X`` (n, n_features).
 
-        Trees x pixels, in blocks of ``chunk`` pixels: per level one row gather of the features and one
-        compare; then one gather of the leaf values and one matrix product that sums each output's trees.
+        Trees x pixels, in blocks of ``chunk`` pixels: every distinct test once, then per level one row
+        gather of its answers; then one gather of the leaf values and one matrix product that sums each
+        output's trees.
         """
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ModelError(f"the trees read {self.n_features} features, got an array of shape {X.shape}")
         n, (t, depth) = X.shape[0], self.feature.shape
         out = np.empty((n, self.n_outputs), np.float32)
-        sums = np.zeros((self.n_outputs, t), np.float32)
-        sums[self.output, np.arange(t)] = 1.0
-        flat_leaf = self.leaf.ravel()
-        base = (np.arange(t, dtype=np.int32) * np.int32(2 ** depth))[:, None]
-        thr = np.ascontiguousarray(self.threshold.T)[:, :, None]      # (D, T, 1)
-        feat = np.ascontiguousarray(self.feature.T)                   # (D, T)
+        sums, flat_leaf, base, test_feature, test_threshold, test_of = self._packed
         for a in range(0, n, chunk):
             xt = np.ascontiguousarray(X[a:a + chunk].T)               # (F, m)
-            idx = np.zeros((t, xt.shape[1]), np.int32)
-            for d in range(depth - 1, -1, -1):                        # leaf = sum_d right_d << d
+            bits = (xt[test_feature] > test_threshold).view(np.uint8)  # each distinct test once: (U, m)
+            idx = bits[test_of[depth - 1]].astype(np.int32)
+            for d in range(depth - 2, -1, -1):                        # leaf = sum_d right_d << d
                 idx <<= 1
-                idx += xt[feat[d]] > thr[d]
+                idx += bits[test_of[d]]
             idx += base
             out[a:a + chunk] = (sums @ np.take(flat_leaf, idx)).T + self.bias
         return out
+
+    @cached_property
+    def _packed(self) -> tuple[np.ndarray, ...]:
+        """Arrays :meth:`predict_margin` reads, laid out once: output-sum matrix, flat leaves, leaf offsets,
+        the distinct (feature, threshold) tests (many trees share them) and, level-major, which test each
+        tree's level asks."""
+        t, depth = self.feature.shape
+        sums = np.zeros((self.n_outputs, t), np.float32)
+        sums[self.output, np.arange(t)] = 1.0
+        base = (np.arange(t, dtype=np.int32) * np.int32(2 ** depth))[:, None]
+        pairs = np.stack([self.feature.ravel().astype(np.int64),
+                          np.ascontiguousarray(self.threshold.ravel()).view(np.int32).astype(np.int64)], axis=1)
+        tests, test_of = np.unique(pairs, axis=0, return_inverse=True)
+        test_threshold = tests[:, 1].astype(np.int32).view(np.float32)[:, None]
+        return (sums, np.ascontiguousarray(self.leaf.ravel()), base, tests[:, 0], test_threshold,
+                np.ascontiguousarray(test_of.reshape(t, depth).T))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Probabilities ``(n, n_outputs)`` float32."""
