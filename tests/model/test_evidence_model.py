@@ -262,8 +262,12 @@ def test_trees_give_the_layer_outputs_they_rank_better_and_travel_in_the_model_f
     ungated = replace(spec, calibration=None)
     with_trees = gated_probabilities(ungated, raw, extras["z"], extras["known"], features=extras["features"])
     without = gated_probabilities(replace(ungated, trees=None), raw, extras["z"], extras["known"])
-    # the trees' columns are the trees' outputs (gated), the others the network's
-    expect = np.where(with_trees[:, sl] > 0, spec.trees.predict_proba(extras["features"]), 0.0)
+    # the trees' columns are the trees' outputs, alone or averaged with the network's (gated); the others the network's
+    w = np.asarray(spec.tree_weights)
+    assert len(w) == len(sl) and set(w) <= {1.0, 0.5}
+    assert [float(v) for v in w] == info["weights"]
+    mixed = w * spec.trees.predict_proba(extras["features"]) + (1 - w) * raw[:, sl]
+    expect = np.where(with_trees[:, sl] > 0, mixed, 0.0)
     np.testing.assert_allclose(with_trees[:, sl], expect, atol=1e-6)
     other = np.ones(spec.layout.n_outputs, bool)
     other[sl] = False

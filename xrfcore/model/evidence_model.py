@@ -327,9 +327,15 @@ class EvidenceModelSpec:
     #: outputs replace the network's in the output columns ``tree_columns`` (in order).
     trees: "ObliviousForest | None" = None
     tree_columns: tuple[int, ...] = ()
+    #: Per tree column, the trees' weight: the output is ``w * trees + (1 - w) * network`` (1: trees only).
+    tree_weights: tuple[float, ...] = ()
+
+    def _weights(self) -> tuple[float, ...]:
+        return self.tree_weights or (1.0,) * len(self.tree_columns)
 
     def to_dict(self) -> dict[str, Any]:
         trees = None if self.trees is None else {"columns": [int(c) for c in self.tree_columns],
+                                                 "weights": [float(w) for w in self._weights()],
                                                  **self.trees.to_dict()}
         return {"evidence": self.evidence.to_dict(), "layout": self.layout.to_dict(), "trees": trees,
                 "feature_elements": list(self.feature_elements), "ratio_features": list(self.ratios),
@@ -355,7 +361,8 @@ class EvidenceModelSpec:
                        calibration=None if d.get("calibration") is None else tuple(d["calibration"]),
                        ratios=tuple(d.get("ratio_features", LEGACY_RATIOS)),
                        trees=None if not trees else ObliviousForest.from_dict(trees),
-                       tree_columns=tuple(int(c) for c in trees["columns"]) if trees else ())
+                       tree_columns=tuple(int(c) for c in trees["columns"]) if trees else (),
+                       tree_weights=tuple(float(w) for w in trees.get("weights", ())) if trees else ())
         except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
             raise ModelError(f"invalid evidence-model metadata: {type(exc).__name__}: {exc}") from exc
         unknown = sorted(set(spec.ratios) - set(RATIO_FEATURES))
@@ -371,6 +378,10 @@ class EvidenceModelSpec:
                     or not all(0 <= c < spec.layout.n_outputs for c in cols)):
                 raise ModelError(f"the model's trees give {spec.trees.n_outputs} outputs for columns {list(cols)} "
                                  f"of {spec.layout.n_outputs}")
+            if spec.tree_weights and (len(spec.tree_weights) != len(cols)
+                                      or not all(0.0 <= w <= 1.0 for w in spec.tree_weights)):
+                raise ModelError(f"the model's tree weights {list(spec.tree_weights)} do not fit its "
+                                 f"{len(cols)} tree columns (one weight in 0..1 each)")
             if spec.trees.n_features != n_f:
                 raise ModelError(f"the model's trees read {spec.trees.n_features} features; its evidence has {n_f}")
         if spec.calibration is not None and len(spec.calibration) != spec.layout.n_outputs:
@@ -430,7 +441,8 @@ def model_inputs(bundle: "ModelBundle", spectra: np.ndarray, calibration: "Energ
 
 
 def with_trees(spec: EvidenceModelSpec, raw: np.ndarray, features: np.ndarray | None) -> np.ndarray:
-    """Raw network outputs with the spec's tree outputs in their columns (a copy; ``raw`` if no trees).
+    """Raw network outputs with the spec's tree outputs in their columns, each weighted against the network's
+    by its ``tree_weights`` entry (a copy; ``raw`` if no trees).
 
     ``features``: the standardised evidence vector (``extras["features"]`` of :func:`model_inputs`).
     """
@@ -439,7 +451,9 @@ def with_trees(spec: EvidenceModelSpec, raw: np.ndarray, features: np.ndarray | 
     if features is None:
         raise ModelError("this model's trees need the evidence features; pass features=")
     out = np.array(raw, dtype=np.float32, copy=True)
-    out[:, list(spec.tree_columns)] = spec.trees.predict_proba(features)
+    cols = list(spec.tree_columns)
+    w = np.asarray(spec._weights(), np.float32)
+    out[:, cols] = w * spec.trees.predict_proba(features) + (1.0 - w) * out[:, cols]
     return out
 
 

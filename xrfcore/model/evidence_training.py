@@ -295,6 +295,7 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
                          tree_heads: tuple[str, ...] = ("surface", "hidden"), tree_depth: int = 6,
                          tree_rounds: int = 80, tree_learning_rate: float = 0.3, tree_min_gain: float = 0.01,
                          tree_thinning: tuple[float, float] | None = None,
+                         tree_weights: tuple[float, ...] = (1.0, 0.5),
                          log: Callable[[str], None] = print):
     """Train the evidence head on a simulated set; returns ``(bundle, report)`` (unsaved bundle).
 
@@ -344,7 +345,9 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
         average precision on the validation part (after the gate) is ``tree_min_gain`` or more above the
         network's: whether a layer lies on top or beneath is a question of line ratios conditioned on the
         photons that carry them, which trees read better for most pigments (models/README.md). The gate and
-        the calibration are fitted after. With ``tree_thinning=(lo, hi)`` the trees also train (and stop
+        the calibration are fitted after. ``tree_weights``: the trees' weights against the network tried per
+        output (``w * trees + (1 - w) * network``; default 1 and 0.5), the best on the validation part
+        taken. With ``tree_thinning=(lo, hi)`` the trees also train (and stop
         early) on a binomially thinned copy of each spectrum that keeps a log-uniform ``lo..hi`` share of
         its photons (:func:`dataset_evidence`), so they have seen short dwells; the choice between trees
         and network is made on the unthinned validation part.
@@ -472,7 +475,7 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
             f"of their pre-activation variance kept, mean |p - p_full| {compressed['test_mean_abs_diff']:.4f} "
             f"on the test part (before calibration)")
     gate = gate_matrix(layout, FEATURE_ELEMENTS)
-    forest, trees_info, tree_cols = None, None, []
+    forest, trees_info, tree_cols, tree_weights_used = None, None, [], []
     sl = layout.slices()
     if layer_trees:
         unknown = sorted(set(tree_heads) - set(sl))
@@ -507,15 +510,20 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
                                   learning_rate=float(tree_learning_rate))
         # per output, the trees only where they rank the validation part's spectra better than the network
         net_va = apply_gate(raw_va, ev["z"][va], ev["known"][va], gate, gate_significance)
-        tree_va = np.array(net_va)
-        tree_va[:, cand] = forest.predict_proba(Fs[va])
-        tree_va = apply_gate(tree_va, ev["z"][va], ev["known"][va], gate, gate_significance)
-        ap = {}
-        for name, c in zip(names, cand):
+        p_tree = forest.predict_proba(Fs[va])
+        passes = apply_gate(np.ones_like(raw_va), ev["z"][va], ev["known"][va], gate, gate_significance) > 0
+        ap, use, weights = {}, [], []
+        for i, (name, c) in enumerate(zip(names, cand)):
             rows = scored[va][:, c]
-            ap[name] = {"network": _average_precision(Y[va][rows, c], net_va[rows, c]),
-                        "trees": _average_precision(Y[va][rows, c], tree_va[rows, c])}
-        use = [i for i, name in enumerate(names) if ap[name]["trees"] >= ap[name]["network"] + tree_min_gain]
+            y, ok = Y[va][rows, c], passes[rows, c]
+            by_w = {f"{w:g}": _average_precision(y, np.where(ok, w * p_tree[rows, i] + (1 - w) * raw_va[rows, c], 0.0))
+                    for w in tree_weights}
+            best = max(by_w, key=by_w.get)
+            ap[name] = {"network": _average_precision(y, net_va[rows, c]), "trees": by_w[best],
+                        "weight": float(best), "by_weight": by_w}
+            if ap[name]["trees"] >= ap[name]["network"] + tree_min_gain:
+                use.append(i)
+                weights.append(float(best))
         tree_cols = [cand[i] for i in use]
         forest = forest.select(use) if use else None
         trees_info = {"heads": [h for h in layout.heads if h in tree_heads], "depth": int(tree_depth),
@@ -523,15 +531,18 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
                       "min_gain": float(tree_min_gain),
                       "thinned_copies": None if tree_thinning is None else [float(v) for v in tree_thinning],
                       "rounds": dict(zip(names, info["rounds"])), "outputs": [names[i] for i in use],
+                      "weights": weights,
                       "n_trees": 0 if forest is None else int(forest.feature.shape[0]),
                       "validation_average_precision": ap}
+        tree_weights_used = weights
         log(f"trees of depth {tree_depth} take the outputs {[names[i] for i in use]} ({trees_info['n_trees']} "
             f"trees), where they rank the validation part better than the network by {tree_min_gain} or more")
 
     def scores(idx):
         raw = predict_preprocessed(head, [T[idx], Fs[idx]], batch_size=1024)
         if forest is not None:
-            raw[:, tree_cols] = forest.predict_proba(Fs[idx])
+            w = np.asarray(tree_weights_used, np.float32)
+            raw[:, tree_cols] = w * forest.predict_proba(Fs[idx]) + (1 - w) * raw[:, tree_cols]
         return apply_gate(raw, ev["z"][idx], ev["known"][idx], gate, gate_significance)
 
     cal = fit_isotonic(scores(va), Y[va], mask=scored[va])
@@ -554,7 +565,8 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
     full = joined_model(cnn, head)
     spec = EvidenceModelSpec(evidence=EvidenceConfig(), layout=layout, feature_elements=FEATURE_ELEMENTS,
                              feature_mean=mean, feature_std=std, gate_significance=gate_significance,
-                             calibration=tuple(cal), trees=forest, tree_columns=tuple(tree_cols))
+                             calibration=tuple(cal), trees=forest, tree_columns=tuple(tree_cols),
+                             tree_weights=tuple(tree_weights_used))
     settings = {"seed": seed, "epochs": epochs, "epochs_run": [len(h.history["loss"]) for h in histories],
                 "n_heads": int(n_heads), "distilled": distilled or None,
                 "head_rank": int(head_rank), "head_compression": compressed or None, "layer_trees": trees_info,
