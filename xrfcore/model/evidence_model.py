@@ -33,6 +33,7 @@ Models without ``evidence_model`` metadata (the plain paper CNN) keep working un
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
@@ -394,6 +395,7 @@ class EvidenceModelSpec:
 #: a model with trees holds some 100,000 numbers, and the maps ask for the spec of every block.
 _SPEC_CACHE: "OrderedDict[int, tuple[dict, EvidenceModelSpec]]" = OrderedDict()
 _SPEC_CACHE_SIZE = 8
+_SPEC_LOCK = threading.Lock()
 
 
 def spec_of(bundle: "ModelBundle") -> EvidenceModelSpec | None:
@@ -405,14 +407,16 @@ def spec_of(bundle: "ModelBundle") -> EvidenceModelSpec | None:
     d = bundle.metadata.get("evidence_model") if isinstance(bundle.metadata, dict) else None
     if not d:
         return None
-    hit = _SPEC_CACHE.get(id(d))
-    if hit is not None and hit[0] is d:
-        _SPEC_CACHE.move_to_end(id(d))
-        return hit[1]
+    with _SPEC_LOCK:  # the maps' blocks may ask from several threads
+        hit = _SPEC_CACHE.get(id(d))
+        if hit is not None and hit[0] is d:
+            _SPEC_CACHE.move_to_end(id(d))
+            return hit[1]
     spec = EvidenceModelSpec.from_dict(d)
-    _SPEC_CACHE[id(d)] = (d, spec)
-    while len(_SPEC_CACHE) > _SPEC_CACHE_SIZE:
-        _SPEC_CACHE.popitem(last=False)
+    with _SPEC_LOCK:
+        _SPEC_CACHE[id(d)] = (d, spec)
+        while len(_SPEC_CACHE) > _SPEC_CACHE_SIZE:
+            _SPEC_CACHE.popitem(last=False)
     return spec
 
 
