@@ -112,6 +112,9 @@ def score_heads(prob: dict[str, np.ndarray | None], labels_top: np.ndarray, labe
 
 
 def thin_counts(counts: np.ndarray, fraction: float, *, seed: int) -> np.ndarray:
-    """Binomially thinned copy: each count kept with probability ``fraction`` (a shorter dwell)."""
-    rng = np.random.default_rng(seed)
-    return rng.binomial(np.asarray(counts).astype(np.int64), float(fraction)).astype(np.asarray(counts).dtype)
+    """Binomially thinned copy in the counts' own dtype: each count kept with probability ``fraction`` (a
+    shorter dwell); :func:`xrfcore.model.augment.thin_counts` with a generator seeded ``seed``."""
+    from xrfcore.model.augment import thin_counts as thin
+
+    counts = np.asarray(counts)
+    return thin(counts, float(fraction), np.random.default_rng(seed)).astype(counts.dtype)
