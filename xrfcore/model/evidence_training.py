@@ -34,6 +34,7 @@ Recipe (``train_evidence_model``):
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -359,7 +360,8 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
     from xrfcore.model.data import load_dataset
     from xrfcore.model.evidence_model import (FEATURE_ELEMENTS, EvidenceModelSpec, apply_gate, apply_isotonic,
                                               default_layout, expected_calibration_error, fit_isotonic,
-                                              gate_matrix, layout_scored, layout_targets, reliability_table)
+                                              gate_matrix, layout_scored, layout_targets, reliability_table,
+                                              with_trees)
     from xrfcore.model.metrics import per_pigment_metrics
     from xrfcore.model.predict import predict_preprocessed
     from xrfcore.model.quality import detectable
@@ -514,12 +516,12 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
         passes = apply_gate(np.ones_like(raw_va), ev["z"][va], ev["known"][va], gate, gate_significance) > 0
         ap, use, weights = {}, [], []
         for i, (name, c) in enumerate(zip(names, cand)):
-            rows = scored[va][:, c]
-            y, ok = Y[va][rows, c], passes[rows, c]
-            by_w = {f"{w:g}": _average_precision(y, np.where(ok, w * p_tree[rows, i] + (1 - w) * raw_va[rows, c], 0.0))
+            kept = scored[va][:, c]
+            y, ok = Y[va][kept, c], passes[kept, c]
+            by_w = {f"{w:g}": _average_precision(y, np.where(ok, w * p_tree[kept, i] + (1 - w) * raw_va[kept, c], 0.0))
                     for w in tree_weights}
             best = max(by_w, key=by_w.get)
-            ap[name] = {"network": _average_precision(y, net_va[rows, c]), "trees": by_w[best],
+            ap[name] = {"network": _average_precision(y, net_va[kept, c]), "trees": by_w[best],
                         "weight": float(best), "by_weight": by_w}
             if ap[name]["trees"] >= ap[name]["network"] + tree_min_gain:
                 use.append(i)
@@ -538,12 +540,14 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
         log(f"trees of depth {tree_depth} take the outputs {[names[i] for i in use]} ({trees_info['n_trees']} "
             f"trees), where they rank the validation part better than the network by {tree_min_gain} or more")
 
+    spec = EvidenceModelSpec(evidence=EvidenceConfig(), layout=layout, feature_elements=FEATURE_ELEMENTS,
+                             feature_mean=mean, feature_std=std, gate_significance=gate_significance,
+                             calibration=None, trees=forest, tree_columns=tuple(tree_cols),
+                             tree_weights=tuple(tree_weights_used))
+
     def scores(idx):
         raw = predict_preprocessed(head, [T[idx], Fs[idx]], batch_size=1024)
-        if forest is not None:
-            w = np.asarray(tree_weights_used, np.float32)
-            raw[:, tree_cols] = w * forest.predict_proba(Fs[idx]) + (1 - w) * raw[:, tree_cols]
-        return apply_gate(raw, ev["z"][idx], ev["known"][idx], gate, gate_significance)
+        return apply_gate(with_trees(spec, raw, Fs[idx]), ev["z"][idx], ev["known"][idx], gate, gate_significance)
 
     cal = fit_isotonic(scores(va), Y[va], mask=scored[va])
     prob_te = apply_isotonic(scores(te), cal)
@@ -563,10 +567,7 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
                  "reliability": reliability_table(prob_te[:, sl[h]][scored[te][:, sl[h]]],
                                                   Y[te][:, sl[h]][scored[te][:, sl[h]]])} for h in layout.heads}
     full = joined_model(cnn, head)
-    spec = EvidenceModelSpec(evidence=EvidenceConfig(), layout=layout, feature_elements=FEATURE_ELEMENTS,
-                             feature_mean=mean, feature_std=std, gate_significance=gate_significance,
-                             calibration=tuple(cal), trees=forest, tree_columns=tuple(tree_cols),
-                             tree_weights=tuple(tree_weights_used))
+    spec = replace(spec, calibration=tuple(cal))
     settings = {"seed": seed, "epochs": epochs, "epochs_run": [len(h.history["loss"]) for h in histories],
                 "n_heads": int(n_heads), "distilled": distilled or None,
                 "head_rank": int(head_rank), "head_compression": compressed or None, "layer_trees": trees_info,

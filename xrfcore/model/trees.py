@@ -161,8 +161,9 @@ def _logloss(margin: np.ndarray, y: np.ndarray) -> float:
 
 def _fit_one(Xb: np.ndarray, y: np.ndarray, edges: Sequence[np.ndarray], Xb_val: np.ndarray | None,
              y_val: np.ndarray | None, *, n_rounds: int, depth: int, learning_rate: float, l2: float,
-             patience: int) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], float, int]:
-    """Trees of one output: [(features (D,), bins (D,), leaf (2**D,))], bias, rounds kept."""
+             patience: int) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], float, int, float]:
+    """Trees of one output: [(features (D,), bins (D,), leaf (2**D,))], bias, rounds kept and the validation
+    log loss after them (inf without a validation part)."""
     n, n_f = Xb.shape
     n_b = max(len(e) for e in edges) + 1
     valid = np.zeros((n_f, n_b), bool)              # a split "bin > b" needs an edge b and rows on its right
@@ -210,7 +211,7 @@ def _fit_one(Xb: np.ndarray, y: np.ndarray, edges: Sequence[np.ndarray], Xb_val:
                     break
         else:
             best_round = r + 1
-    return trees[:best_round], bias, best_round
+    return trees[:best_round], bias, best_round, best
 
 
 def fit_forest(X: np.ndarray, Y: np.ndarray, *, mask: np.ndarray | None = None, X_val: np.ndarray | None = None,
@@ -241,7 +242,7 @@ def fit_forest(X: np.ndarray, Y: np.ndarray, *, mask: np.ndarray | None = None, 
     for k in range(Y.shape[1]):
         rows = mask[:, k]
         vr = None if Xb_val is None else mask_val[:, k]
-        trees, b, kept = _fit_one(Xb[rows], Y[rows, k], edges, None if vr is None else Xb_val[vr],
+        trees, b, kept, val_loss = _fit_one(Xb[rows], Y[rows, k], edges, None if vr is None else Xb_val[vr],
                                   None if vr is None else Y_val[vr, k], n_rounds=n_rounds, depth=int(depth),
                                   learning_rate=learning_rate, l2=l2, patience=patience)
         bias.append(b)
@@ -252,13 +253,7 @@ def fit_forest(X: np.ndarray, Y: np.ndarray, *, mask: np.ndarray | None = None, 
             output.append(k)
         info["rounds"].append(kept)
         if vr is not None:
-            vm = ObliviousForest(np.asarray([t[0] for t in trees], np.int64).reshape(-1, depth),
-                                 np.asarray([[edges[f][bn] for f, bn in zip(t[0], t[1])] for t in trees],
-                                            np.float32).reshape(-1, depth),
-                                 np.asarray([t[2] for t in trees], np.float32).reshape(-1, 2 ** depth),
-                                 np.zeros(len(trees), np.int64), np.asarray([b], np.float32), X.shape[1])
-            info["validation_logloss"].append(_logloss(vm.predict_margin(X_val[vr])[:, 0].astype(np.float64),
-                                                       Y_val[vr, k]))
+            info["validation_logloss"].append(val_loss)
         if log:
             log(f"trees for output {k + 1}/{Y.shape[1]}: {kept} rounds")
     forest = ObliviousForest(feature=np.asarray(feature, np.int64).reshape(-1, depth),
