@@ -53,9 +53,10 @@ def _independent_mockup(folder: Path, seed: int) -> tuple[Path, Path, dict]:
 
 
 def _detectable_scores(bundles: dict, scan, ls, train_mask, truth: dict) -> dict:
-    """Macro F1 on detectable labels of the test pixels (key elements >= 50 photons from their layer)."""
+    """Macro F1 on detectable labels of the test pixels (key elements >= 50 photons from their layer): any
+    layer, and the surface/hidden outputs (classes with >= MIN_SUPPORT scored positives)."""
     from xrfcore.model.predict import pixel_spectra, predict_layers
-    from xrfcore.model.quality import detectable, masked_scores
+    from xrfcore.model.quality import detectable, masked_scores, score_heads
 
     test = ls.mask & ~train_mask
     classes = list(ls.classes)
@@ -66,9 +67,14 @@ def _detectable_scores(bundles: dict, scan, ls, train_mask, truth: dict) -> dict
     keep = ~(anyl & ~((top & det[:, 0]) | (bottom & det[:, 1])))
     out = {}
     for name, b in bundles.items():
-        prob = predict_layers(b, spectra, scan.calibration)["any"]
-        sc = masked_scores(anyl, prob, classes, mask=keep)
+        layers = predict_layers(b, spectra, scan.calibration)
+        sc = masked_scores(anyl, layers["any"], classes, mask=keep)
         out[name] = {"macro_f1": sc["macro_f1"], "per_pigment": {c: v["f1"] for c, v in sc["per_pigment"].items()}}
+        if "surface" in layers:
+            heads = score_heads(layers, top, bottom, det, classes)
+            for h in ("surface", "hidden"):
+                out[name][h] = {"macro_f1": heads[h]["macro_f1_enough"],
+                                "per_pigment": {c: heads[h]["per_pigment"][c]["f1"] for c in heads[h]["enough_classes"]}}
     return out
 
 
@@ -134,6 +140,17 @@ def main(argv: list[str] | None = None) -> int:
                         row["macro_f1_detectable_after"] = round(det["after"]["macro_f1"], 4)
                         row["f1_detectable_before"] = det["before"]["per_pigment"]
                         row["f1_detectable_after"] = det["after"]["per_pigment"]
+                        for h in ("surface", "hidden"):
+                            if h in det["before"]:
+                                row[f"{h}_detectable_before"] = det["before"][h]
+                                row[f"{h}_detectable_after"] = det["after"][h]
+                    if rep.get("layers"):
+                        lay = rep["layers"]
+                        row["layers_recalibrated"] = lay["recalibrated"]
+                        for i, key in enumerate(("test_before", "test_after")):
+                            if lay.get("macro_f1"):
+                                row[f"layers_{key}_macro_f1"] = {h: (None if v[i] is None else round(v[i], 4))
+                                                                 for h, v in lay["macro_f1"].items()}
                     results.append(row)
                     print(f"{name:12s} {split:7s} {recipe:5s} macro F1 {row['macro_f1_before']:.3f} -> "
                           f"{row['macro_f1_after']:.3f} ({row['seconds']:.0f} s) worse: {row['worse_than_base']} "
@@ -143,6 +160,13 @@ def main(argv: list[str] | None = None) -> int:
                           flush=True)
                     print("   " + " ".join(f"{c}:{row['f1_before'][c]:.2f}->{row['f1_after'][c]:.2f}"
                                            for c in bundle.classes), flush=True)
+                    if "layers_recalibrated" in row:
+                        print(f"   layers recalibrated: {row['layers_recalibrated']}; all labels "
+                              f"{row.get('layers_test_before_macro_f1')} -> {row.get('layers_test_after_macro_f1')}"
+                              + "".join(f"; {h} detectable {row[f'{h}_detectable_before']['macro_f1']:.3f} -> "
+                                        f"{row[f'{h}_detectable_after']['macro_f1']:.3f} "
+                                        f"{row[f'{h}_detectable_after']['per_pigment']}"
+                                        for h in ("surface", "hidden") if f"{h}_detectable_before" in row), flush=True)
     doc = {"machine": platform.platform(), "python": platform.python_version(), "seed": a.seed,
            "model": a.model or "models/default.keras", "base_sha256": bundle.sha256,
            "mockup_seed": a.mockup_seed, "results": results}

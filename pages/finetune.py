@@ -163,8 +163,10 @@ seed = j4.number_input("seed", 0, 2**31 - 1, 0, key="ft_seed")
 out_name = j5.text_input("new model name", value=f"{bundle.path.stem}-ft", key="ft_out")
 if spec_of(bundle) is not None:
     st.caption("The active model is evidence-backed: finetuning trains its head (spectrum features + element "
-               "evidence) for the any-layer and group calls; the trunk, the evidence gate and the surface/hidden "
-               "outputs stay as they are, so \"epochs, all layers\" is not used.")
+               "evidence) for the any-layer and group calls; the trunk and the evidence gate stay as they are, so "
+               "\"epochs, all layers\" is not used. The surface/hidden outputs keep their network and trees; where "
+               "the regions state top and bottom layers, each may be recalibrated to this scan (kept only where "
+               "it calls the validation regions better).")
 if st.button("Start finetuning", key="ft_start", disabled=not labels_for_job or bool(ref.calibration), type="primary"):
     from xrfcore.jobs import start_job
     from xrfcore.registry import new_model_path

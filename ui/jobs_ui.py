@@ -221,6 +221,14 @@ def show_finetune_result(status: Any) -> None:
         f1 = status.result.get("macro_f1_before"), status.result.get("macro_f1_after")
         if None not in f1:
             st.metric("mean F1 on the test pixels", f"{f1[1]:.3f}", delta=f"{f1[1] - f1[0]:+.3f} vs before")
+        layer_f1 = status.result.get("layer_macro_f1") or {}
+        if layer_f1:
+            rec = status.result.get("layers_recalibrated") or []
+            st.caption("Surface / hidden outputs on the same test pixels (mean F1, before -> after): "
+                       + ", ".join(f"{h} {v[0]:.3f} -> {v[1]:.3f}" for h, v in layer_f1.items()) + ". "
+                       + (f"Recalibrated to this scan: {', '.join(rec)} (better on the validation regions, no new "
+                          "false calls); the others are the base model's." if rec else
+                          "None was recalibrated: no layer output called the validation regions better."))
     else:
         st.json(status.result, expanded=False)
     offer_activation(status)

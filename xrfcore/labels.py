@@ -140,6 +140,9 @@ class LabelSet:
         dense HDF5 form (no regions) every 4-connected patch of equal labels is one region.
     region_names : list of str
         One name per region index.
+    layers_stated : bool
+        Whether the file says which layer holds each pigment (regions always do; a dense HDF5 file only with
+        ``labels_top``). Finetuning recalibrates the surface/hidden outputs only on such labels.
     """
 
     labels: np.ndarray
@@ -151,6 +154,7 @@ class LabelSet:
     source: str = ""
     region_index: np.ndarray | None = None
     region_names: list[str] = field(default_factory=list)
+    layers_stated: bool = True
 
     def __post_init__(self) -> None:
         if self.region_index is None:
@@ -715,7 +719,8 @@ def _read_dense(path: Path, shape: tuple[int, int], resolver: _Resolver) -> Labe
         mask = np.ones(shape, dtype=bool)
     for arr in (labels, top, bottom):
         arr[~mask] = 0
-    return LabelSet(labels, top, bottom, mask, list(resolver.classes), [], str(path))
+    return LabelSet(labels, top, bottom, mask, list(resolver.classes), [], str(path),
+                    layers_stated="labels_top" in arrays)
 
 
 # -- saving ----------------------------------------------------------------------------------

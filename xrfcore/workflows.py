@@ -442,6 +442,8 @@ def train_evidence(
     heads_from: str | os.PathLike | None = None,
     layer_trees: bool = True,
     tree_thinning: tuple[float, float] | None = None,
+    systematic: float | None = None,
+    tree_data: Sequence[str | os.PathLike] = (),
     progress: Progress = no_progress,
     log: Callable[[str], None] = _no_log,
 ) -> TrainResult:
@@ -459,6 +461,12 @@ def train_evidence(
     seed, epochs, gate_significance, max_spectra, n_heads, trunk_epochs, distill, head_rank, layer_trees,
     tree_thinning
         See :func:`xrfcore.model.evidence_training.train_evidence_model`.
+    systematic : float, optional
+        The evidence fit's relative model error (:attr:`xrfcore.elements.evidence.EvidenceConfig.systematic`;
+        default that class's); saved in the model with the rest of its evidence settings.
+    tree_data : sequence of path-like
+        Further simulated sets for the layer trees' training part only (see
+        :func:`~xrfcore.model.evidence_training.train_evidence_model`).
     heads_from : path-like, optional
         An evidence model trained on ``data`` with ``seed``: its heads are kept (no training), e.g. to
         compress them with ``head_rank``; it must not be ``out``.
@@ -480,15 +488,24 @@ def train_evidence(
         raise ConfigError(f"--data {data_path} does not exist; make a training set with `python -m xrfcore simulate`")
     base_path = Path(base) if base else _paper_cnn_path()
     heads_path = Path(heads_from) if heads_from else None
-    refuse_overwriting_inputs({"--out": out_path}, {"--base": base_path, "--data": data_path, "--heads-from": heads_path})
+    extra = [Path(p) for p in tree_data]
+    for p in extra:
+        if not p.is_file():
+            raise ConfigError(f"--tree-data {p} does not exist; make it with `python -m xrfcore simulate`")
+    refuse_overwriting_inputs({"--out": out_path}, {"--base": base_path, "--data": data_path, "--heads-from": heads_path,
+                                                    "--tree-data": extra})
     progress(0.0, f"loading base model {base_path.name}")
     base_bundle = load_model(base_path)
+    from xrfcore.elements.evidence import EvidenceConfig
+
+    ev_config = EvidenceConfig() if systematic is None else EvidenceConfig(systematic=float(systematic))
     bundle, report = train_evidence_model(base_bundle, data_path, seed=int(seed), epochs=int(epochs),
                                           gate_significance=float(gate_significance), max_spectra=max_spectra,
                                           n_heads=int(n_heads), trunk_epochs=int(trunk_epochs),
                                           distill=bool(distill), head_rank=int(head_rank),
                                           heads_from=load_model(heads_path) if heads_path else None,
-                                          layer_trees=bool(layer_trees), tree_thinning=tree_thinning, log=log)
+                                          layer_trees=bool(layer_trees), tree_thinning=tree_thinning,
+                                          tree_data=tuple(extra), evidence=ev_config, log=log)
     progress(0.9, "saving")
     save_model(bundle, out_path)
     report = json_safe({**report, "model": str(out_path), "sha256": bundle.sha256, "base_model": str(base_path),
@@ -696,7 +713,8 @@ def finetune(
                "config": config.to_dict(), "held_out_regions": split["held_out_regions"],
                "worse_than_base": rep["worse_than_base"], "kept_base_outputs": rep["kept_base_outputs"],
                "finetuned_weight": rep["finetuned_weight"], "warnings": rep["warnings"],
-               "metrics_before": metrics_summary(before), "metrics_after": metrics_summary(after)}
+               "metrics_before": metrics_summary(before), "metrics_after": metrics_summary(after),
+               "layers_recalibrated": list((rep.get("layers") or {}).get("recalibrated", []))}
     meta = dict(new.metadata)
     meta["finetune"] = lineage
     meta[TRAINING_PIXELS_KEY] = list(bundle.metadata.get(TRAINING_PIXELS_KEY) or []) + records
@@ -707,7 +725,7 @@ def finetune(
               "kept_base_outputs": rep["kept_base_outputs"], "finetuned_weight": rep["finetuned_weight"],
               "warnings": rep["warnings"], "validation_before": rep["validation_before"], "validation_after": rep["validation_after"],
               "n_validation_pixels": rep["n_validation_pixels"], "n_training_spectra": rep["n_training_spectra"],
-              "history": json_safe(rep["history"])}
+              "history": json_safe(rep["history"]), "layers": rep.get("layers")}
     progress(0.96, "saving")
     metrics_file = sidecar_path(out_path, "finetune")
     _check_finetune_output(out_path, base_path)  # nobody created it meanwhile
@@ -724,6 +742,7 @@ def finetune(
         "n_test_regions": split["n_test_regions"], "held_out_regions": split["held_out_regions"],
         "worse_than_base": rep["worse_than_base"], "kept_base_outputs": rep["kept_base_outputs"],
         "finetuned_weight": rep["finetuned_weight"], "warnings": rep["warnings"],
+        "layers_recalibrated": lineage["layers_recalibrated"], "layer_macro_f1": _layer_macro(rep.get("layers")),
     }
     if register:
         entry = register_model(out_path, name=name, base_sha256=bundle.sha256, lineage=lineage,
@@ -735,6 +754,14 @@ def finetune(
         result["registered_as"] = entry.name
     progress(1.0, "done")
     return result
+
+
+def _layer_macro(layers: dict | None) -> dict[str, list[float]]:
+    """``{"surface": [before, after], "hidden": [...]}``: mean F1 of the layer outputs on the test pixels, over
+    the pigments those pixels hold in that layer."""
+    if not layers or not layers.get("macro_f1"):
+        return {}
+    return {h: v for h, v in layers["macro_f1"].items() if None not in v}
 
 
 # -- predict ----------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ def test_json_rectangle_polygon_mask(tmp_path):
     # rectangle: half-open, 4 x 5 pixels
     assert ls.mask[:4, :5].all() and not ls.mask[4, 0] and not ls.mask[0, 5]
     assert set(np.flatnonzero(ls.labels_top[0, 0])) == {idx("VM"), idx("CB")}
+    assert ls.layers_stated
     assert set(np.flatnonzero(ls.labels_bottom[0, 0])) == {idx("LW")}
     assert set(np.flatnonzero(ls.labels[0, 0])) == {idx("VM"), idx("CB"), idx("LW")}
     # polygon: right triangle with legs of 10 pixels -> pixel centres strictly inside: 45 + ...
@@ -92,6 +93,10 @@ def test_dense_hdf5_form(tmp_path):
     assert ls.mask.all()  # dense labels without a mask label every pixel
     assert ls.labels[0, 10, idx("VM")] == 1 and ls.labels[10, 10, idx("VM")] == 0
     assert ls.labels[10, 0, idx("EG")] == 1 and ls.labels[..., idx("LW")].sum() == 0
+    assert not ls.layers_stated  # no labels_top: which layer holds what is not known
+    with h5py.File(p, "a") as f:
+        f["labels_top"] = lab
+    assert load_labels(p, scan_shape=SHAPE, classes=CLASSES).layers_stated
 
 
 def test_dense_hdf5_written_by_write_scan_h5(tmp_path):

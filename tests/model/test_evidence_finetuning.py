@@ -73,9 +73,16 @@ def test_evidence_model_finetunes_its_head_and_keeps_gate_and_layers(evidence_se
     assert spec is not None and spec.layout == spec_of(bundle).layout
     x = scan.read_rows(0, 24).reshape(-1, scan.n_channels)[:96]
     before, after = run_model(bundle, x, scan.calibration), run_model(again, x, scan.calibration)
-    # layer outputs are the base model's; the gate still closes where the key elements are absent
-    np.testing.assert_allclose(after["surface"], before["surface"], atol=1e-5)
-    np.testing.assert_allclose(after["hidden"], before["hidden"], atol=1e-5)
+    # layer outputs are the base model's unless recalibrated; the gate still closes where the key elements are absent
+    layers = rep["layers"]
+    assert layers["n_fit_pixels"] > 0 and layers["n_validation_pixels"] > 0 and layers["n_test_pixels"] > 0
+    assert set(layers["recalibrated"]) <= set(layers["maps"])
+    assert set(layers["macro_f1"]) == {"surface", "hidden"} and all(len(v) == 2 for v in layers["macro_f1"].values())
+    for h in ("surface", "hidden"):
+        assert set(layers["test_after"][h]["per_pigment"]) == set(bundle.classes)
+        for k, c in enumerate(bundle.classes):
+            if f"{h} {c}" not in layers["recalibrated"]:
+                np.testing.assert_allclose(after[h][:, k], before[h][:, k], atol=1e-5)
     from xrfcore.elements.evidence import fit_evidence
     from xrfcore.model.evidence_model import element_significance
 
@@ -101,6 +108,55 @@ def test_finetune_workflow_keeps_an_evidence_model_an_evidence_model(evidence_se
     assert spec_of(load_model(res["model"])) is not None
     assert any("evidence-backed model" in m for m in messages)
     assert res["n_test"] > 0 and set(res["per_pigment_f1"]) == set(load_model(res["model"]).classes)
+    # the layer outputs are scored on the same test pixels; the summary says so and names what was recalibrated
+    from xrfcore.commands.finetune import finetune_summary
+
+    assert set(res["layer_macro_f1"]) == {"surface", "hidden"}
+    assert load_model(res["model"]).metadata["finetune"]["layers_recalibrated"] == res["layers_recalibrated"]
+    assert "layer outputs on the test pixels (mean F1, base -> finetuned): surface" in finetune_summary(res)
+
+
+def test_recalibrated_map_keeps_the_not_seen_level_and_stays_increasing():
+    from xrfcore.model.evidence_finetuning import recalibrated_map
+
+    m = {"x": [0.0, 1e-6, 0.5, 1.0], "y": [0.07, 0.02, 0.4, 0.98]}
+    up = recalibrated_map(m, 1.0, 1.5)                    # this scan holds the pigment more often
+    x, y = np.asarray(up["x"]), np.asarray(up["y"])
+    assert y[0] == pytest.approx(0.07) and np.all(np.diff(y) >= 0)
+    assert np.interp(0.5, x, y) > 0.4 + 0.2
+    same = recalibrated_map(m, 1.0, 0.0)                  # the identity map changes nothing
+    np.testing.assert_allclose(np.interp([0.25, 0.5, 0.9], same["x"], same["y"]),
+                               np.interp([0.25, 0.5, 0.9], m["x"], m["y"]), atol=1e-9)
+
+
+def test_layer_outputs_are_recalibrated_only_where_the_validation_regions_gain():
+    """Output 0 ranks right but calls nothing (0.4 where present, 0.1 where not): recalibrating helps; output 1
+    is right already."""
+    from xrfcore.model.evidence_finetuning import layer_recalibration
+    from xrfcore.model.evidence_model import OutputLayout
+
+    layout = OutputLayout(classes=("A",), groups=(), heads=("surface", "hidden"))
+    rng = np.random.default_rng(0)
+    n = 400
+    y0 = (rng.random(n) < 0.5).astype(np.uint8)           # surface A
+    y1 = (rng.random(n) < 0.5).astype(np.uint8)           # hidden A
+    raw = np.column_stack([np.where(y0 == 1, 0.4, 0.1), np.where(y1 == 1, 0.9, 0.1)])
+    targets = np.column_stack([y0, y1])
+    passes = np.ones((n, 2), bool)
+    identity = ({"x": [0.0, 1.0], "y": [0.0, 1.0]},) * 2
+
+    def probabilities(cal, idx):
+        return np.column_stack([np.interp(raw[idx, c], cal[c]["x"], cal[c]["y"]) for c in range(2)])
+
+    fit_idx, val_idx = np.arange(0, 200), np.arange(200, n)
+    cal, info = layer_recalibration(layout, ["A"], identity, targets, passes, fit_idx, val_idx, probabilities)
+    assert info["recalibrated"] == ["surface A"] and set(info["maps"]) == {"surface A", "hidden A"}
+    p = probabilities(cal, val_idx)[:, 0]
+    assert p[y0[val_idx] == 1].min() >= 0.5 > p[y0[val_idx] == 0].max() and cal[1] == identity[1]
+    # nothing to learn where the key elements were never significant: the maps stay
+    cal2, info2 = layer_recalibration(layout, ["A"], identity, targets, np.zeros((n, 2), bool), fit_idx, val_idx,
+                                      probabilities)
+    assert cal2 == identity and info2["recalibrated"] == [] and info2["maps"] == {}
 
 
 def test_finetuned_output_is_kept_only_where_it_calls_validation_regions_better():

@@ -227,6 +227,18 @@ def test_compressed_heads_are_kept_whole_and_only_the_trees_outputs_change(train
     d = predict_layers(thin, spectra, calibration)
     np.testing.assert_array_equal(a["any"], d["any"])
     assert not np.array_equal(spec_of(thin).trees.leaf, spec_of(treed).trees.leaf)
+    # trees that also learned from a second simulated set: more rows for the trees only
+    from xrfcore.simulate.dataset import SimConfig, simulate_dataset
+
+    more = simulate_dataset(path.parent / "more.h5", n=200, seed=4, workers=1, config=SimConfig(batch_size=200),
+                            progress=lambda a, b: None)
+    wide, rep_wide = train_evidence_model(base, data, seed=1, heads_from=low, tree_data=(more,), log=lambda m: None)
+    trees_wide = rep_wide["settings"]["layer_trees"]
+    assert trees_wide["extra_spectra"] == 200 and trees_wide["extra_data"] == ["more.h5"]
+    assert wide.metadata["lineage"][-2]["tree_data"] == ["more.h5"]
+    e = predict_layers(wide, spectra, calibration)
+    np.testing.assert_array_equal(a["any"], e["any"])
+    assert not np.array_equal(spec_of(wide).trees.leaf, spec_of(treed).trees.leaf)
 
 
 def test_trees_give_the_layer_outputs_they_rank_better_and_travel_in_the_model_file(trained):
@@ -385,6 +397,22 @@ def test_models_saved_before_the_new_line_ratios_keep_their_features():
         EvidenceModelSpec.from_dict({**old, "ratio_features": list(spec.ratios)})
 
 
+def test_the_evidence_settings_of_training_are_saved_in_the_model(trained):
+    """A larger systematic model error: the model's spec carries it, so a scan's evidence is fitted the same way."""
+    from xrfcore.elements.evidence import EvidenceConfig
+    from xrfcore.model import load_model
+    from xrfcore.model.evidence_model import spec_of
+    from xrfcore.model.evidence_training import train_evidence_model
+
+    path, _, data = trained
+    base = load_model(path.parent / "base.keras")
+    bundle, _ = train_evidence_model(base, data, seed=1, epochs=1, n_heads=1, layer_trees=False,
+                                     evidence=EvidenceConfig(systematic=0.02), log=lambda m: None)
+    spec, shipped = spec_of(bundle), spec_of(load_model(path))
+    assert spec.evidence.systematic == 0.02 and shipped.evidence.systematic == EvidenceConfig().systematic
+    assert not np.allclose(spec.feature_mean, shipped.feature_mean)   # the significances are smaller
+
+
 def test_train_evidence_refuses_to_write_over_any_of_its_inputs(tmp_path):
     from xrfcore.errors import ConfigError
     from xrfcore.workflows import train_evidence
@@ -396,6 +424,12 @@ def test_train_evidence_refuses_to_write_over_any_of_its_inputs(tmp_path):
         train_evidence(data, heads, heads_from=heads)
     with pytest.raises(ConfigError, match="is the --base file"):
         train_evidence(data, heads, base=heads)
+    with pytest.raises(ConfigError, match=r"--tree-data .*nope\.h5 does not exist"):
+        train_evidence(data, tmp_path / "new.keras", tree_data=[tmp_path / "nope.h5"])
+    extra = tmp_path / "extra.keras"
+    extra.write_bytes(b"")
+    with pytest.raises(ConfigError, match="is the --tree-data file"):
+        train_evidence(data, extra, tree_data=[extra])
 
 
 def test_model_input_summed_from_the_fit_grid_equals_preprocessing_the_raw_counts(trained):

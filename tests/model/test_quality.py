@@ -36,6 +36,20 @@ def test_masked_scores_leave_out_masked_entries():
     assert 0 <= part["pooled_ece"] <= 1
 
 
+def test_macro_f1_enough_leaves_out_classes_with_few_positives():
+    from xrfcore.model.quality import MIN_SUPPORT
+
+    n = 2 * MIN_SUPPORT
+    y = np.zeros((n, 2), int)
+    y[:MIN_SUPPORT, 0] = 1                      # class A: MIN_SUPPORT positives, all found
+    y[0, 1] = 1                                 # class B: one positive, missed
+    p = y.astype(float) * 0.9
+    p[0, 1] = 0.1
+    s = masked_scores(y, p, ["A", "B"])
+    assert s["per_pigment"]["B"]["f1"] == 0.0 and s["macro_f1"] == pytest.approx(0.5)
+    assert s["enough_classes"] == ["A"] and s["macro_f1_enough"] == pytest.approx(1.0)
+
+
 def test_layer_scores_follow_the_surface_hidden_convention():
     classes = ["VM", "LW"]
     top = np.array([[1, 0], [1, 1]])

@@ -114,6 +114,12 @@ def finetune_summary(result: dict) -> str:
         lines.append("the saved model uses the base model's output for "
                      + ", ".join(f"{c} ({100 * (1 - w):.0f} %)" for c, w in mixed.items())
                      + ": finetuning did not help them on the validation regions")
+    layer_f1 = result.get("layer_macro_f1") or {}
+    if layer_f1:
+        rec = result.get("layers_recalibrated") or []
+        lines.append("layer outputs on the test pixels (mean F1, base -> finetuned): "
+                     + ", ".join(f"{h} {v[0]:.3f} -> {v[1]:.3f}" for h, v in layer_f1.items())
+                     + (f"; recalibrated to this scan: {', '.join(rec)}" if rec else "; none recalibrated"))
     for w in result.get("warnings") or []:
         lines.append("WARNING: " + w)
     if result.get("worse_than_base"):

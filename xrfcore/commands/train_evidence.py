@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tree-thinning", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                         help="the layer trees also learn from a thinned copy of every spectrum keeping a "
                              "log-uniform LO-HI share of its photons (for short dwells; e.g. 0.01 0.3; default off)")
+    parser.add_argument("--tree-data", nargs="+", default=(), metavar="H5",
+                        help="further simulated sets (same classes) whose spectra join the layer trees' training "
+                             "part only (more spectra for the trees; heads, validation and test stay --data's)")
+    parser.add_argument("--systematic", type=float, default=None,
+                        help="relative model error of the element-evidence fit, added to every area's uncertainty "
+                             "(default: EvidenceConfig's); saved in the model")
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
 
 
@@ -65,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
                             gate_significance=args.gate_significance, max_spectra=args.max_spectra,
                             n_heads=args.heads, trunk_epochs=args.trunk_epochs, distill=args.distill,
                             head_rank=args.head_rank, heads_from=args.heads_from, layer_trees=args.layer_trees,
-                            tree_thinning=tuple(args.tree_thinning) if args.tree_thinning else None, log=log)
+                            tree_thinning=tuple(args.tree_thinning) if args.tree_thinning else None,
+                            systematic=args.systematic, tree_data=args.tree_data, log=log)
     for head, m in result.report["test"].items():
         print(f"{head:8s} test macro F1 {m['macro']['f1']:.3f}  ECE {result.report['calibration'][head]['ece']:.4f}")
     print(f"wrote {result.model}, {result.report_path}, {result.curves}")

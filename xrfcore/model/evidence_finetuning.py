@@ -7,8 +7,12 @@ training spectra (augmented copies, simulated stacks of the stated layers, rehea
 :func:`xrfcore.model.finetuning.finetune_labelled`.
 
 Trained outputs: ``any`` and the same-element ``groups`` (from the pixel labels). The layer outputs
-(``surface``/``hidden``) keep the base model's head: a label file says which pigments a region holds,
-and only sometimes in which layer.
+(``surface``/``hidden``) keep the base model's head and trees; where the labels state the layers (regions
+always do), each may be *recalibrated* (:func:`layer_recalibration`): a two-parameter logistic map of its
+probability, fitted on the training regions' pixels where its key elements are significant and kept only
+where it calls the validation regions better with no new false calls. A monotone map cannot learn where a
+region lies, only how far the simulations' probabilities sit from this scan's frequencies (a painting with
+lead white under most of its surface); a gated output stays at the "not seen" level.
 
 Per output, the saved model gives the finetuned head's output or the base head's (with the base
 model's calibration), chosen on the validation regions (:func:`choose_finetuned`: the finetuned
@@ -30,7 +34,8 @@ from xrfcore.errors import ConfigError, LabelError
 from xrfcore.model.config import FinetuneConfig
 from xrfcore.model.metrics import f1_per_class
 
-__all__ = ["finetune_evidence_labelled", "evidence_inputs", "choose_finetuned"]
+__all__ = ["finetune_evidence_labelled", "evidence_inputs", "choose_finetuned", "layer_recalibration",
+           "fit_logistic_map", "recalibrated_map"]
 
 
 def evidence_inputs(bundle: Any, spectra: np.ndarray, calibration: Any, evidence_config: Any = None, *,
@@ -179,6 +184,34 @@ def finetune_evidence_labelled(bundle: Any, scans: Sequence[Any], *, config: Fin
     calibration = tuple(ft_cal[k] if use_ft[k] else (base_cal[k] if base_cal is not None else _identity_map(0.0))
                         for k in range(layout.n_outputs))
     mixed = _mixed_head(head, base_head, use_ft)
+    layers = None
+    top, bottom, stated = _layer_labels(scans)
+    if stated.any() and any(h in sl for h in ("surface", "hidden")):
+        from xrfcore.model.evidence_model import apply_gate, gate_matrix, layout_targets
+
+        targets = layout_targets(Y, top, bottom, classes)
+        passes = apply_gate(np.ones((Y.shape[0], layout.n_outputs), np.float32), data["z"], data["known"],
+                            gate_matrix(layout, spec.feature_elements), spec.gate_significance) > 0
+        fit_idx, val_idx = inner[stated[inner]], val[stated[val]]
+        calibration, layers = layer_recalibration(
+            layout, classes, calibration, targets, passes, fit_idx, val_idx,
+            lambda cal, idx: prob(mixed, cal, idx))
+        test_idx = split.test[stated[split.test]]
+        if test_idx.size:
+            pb, pa = prob(base_head, base_cal, test_idx), prob(mixed, calibration, test_idx)
+            for key, p_ in (("test_before", pb), ("test_after", pa)):
+                layers[key] = {h: per_pigment_metrics(targets[test_idx][:, sl[h]], p_[:, sl[h]], classes)
+                               for h in ("surface", "hidden") if h in sl}
+            layers["n_test_pixels"] = int(test_idx.size)
+            # mean F1 over the pigments the test pixels hold in that layer (a pigment never there scores 0)
+            layers["macro_f1"] = {}
+            for h in layers["test_before"]:
+                held = [c for c, m in layers["test_before"][h]["per_pigment"].items() if m["support"] > 0]
+                layers["macro_f1"][h] = [float(np.mean([layers[key][h]["per_pigment"][c]["f1"] for c in held]))
+                                         if held else None for key in ("test_before", "test_after")]
+        if layers["recalibrated"]:
+            log("layer outputs recalibrated to this scan (better on the validation regions): "
+                + ", ".join(layers["recalibrated"]))
     meta = dict(bundle.metadata)
     meta["evidence_model"] = replace(spec, calibration=calibration).to_dict()
     new = ModelBundle(model=joined_model(bundle.model, mixed), classes=classes, class_names=list(bundle.class_names),
@@ -196,7 +229,105 @@ def finetune_evidence_labelled(bundle: Any, scans: Sequence[Any], *, config: Fin
                              val_before=val_before, val_after=val_after, extra_counts=extra_counts, history=history,
                              seconds=time.perf_counter() - t0, log=log)
     report["finetuned"] = "evidence head"
+    report["layers"] = layers
     return new, report
+
+
+def _layer_labels(scans: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top and bottom labels (n, K) uint8 of the pooled labelled pixels and whether each pixel's file
+    states the layers (n,) bool."""
+    top = np.concatenate([s.labelset.labels_top[s.labelset.mask] for s in scans]).astype(np.uint8)
+    bottom = np.concatenate([s.labelset.labels_bottom[s.labelset.mask] for s in scans]).astype(np.uint8)
+    stated = np.concatenate([np.full(int(s.labelset.mask.sum()), bool(getattr(s.labelset, "layers_stated", True)))
+                             for s in scans])
+    return top, bottom, stated
+
+
+def fit_logistic_map(q: np.ndarray, y: np.ndarray, *, prior: float = 20.0, iterations: int = 50) -> tuple[float, float]:
+    """``(a, b)`` of ``p = sigmoid(a * logit(q) + b)`` fitted to 0/1 labels ``y`` by Newton's method.
+
+    ``prior``: weight (in pseudo-observations) of a Gaussian pull towards the identity map (a = 1, b = 0),
+    so a few uniform regions cannot push the map far. ``a`` stays >= 0.05 (the map stays increasing).
+
+    Examples
+    --------
+    >>> q = np.full(200, 0.4); y = np.r_[np.ones(160), np.zeros(40)]   # called 40 %, right 80 %
+    >>> a, b = fit_logistic_map(q, y, prior=1e-3)
+    >>> round(float(1 / (1 + np.exp(-(a * np.log(0.4 / 0.6) + b)))), 2)
+    0.8
+    """
+    x = np.log(np.clip(q, 1e-4, 1 - 1e-4) / (1 - np.clip(q, 1e-4, 1 - 1e-4))).astype(np.float64)
+    X = np.column_stack([x, np.ones_like(x)])
+    t = np.asarray(y, dtype=np.float64)
+    theta, ref = np.array([1.0, 0.0]), np.array([1.0, 0.0])
+    for _ in range(int(iterations)):
+        p = 1.0 / (1.0 + np.exp(-(X @ theta)))
+        grad = X.T @ (p - t) + prior * (theta - ref)
+        hess = X.T @ (X * (p * (1 - p))[:, None]) + prior * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        theta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return max(float(theta[0]), 0.05), float(theta[1])
+
+
+def recalibrated_map(m: dict | None, a: float, b: float) -> dict[str, list[float]]:
+    """Calibration map ``m`` (raw score -> probability, ``x``/``y`` knots) followed by
+    ``sigmoid(a * logit(p) + b)``; a gated score (0) keeps ``m``'s "not seen" level."""
+    xo = np.asarray(m["x"], float) if m else np.array([0.0, 1.0])
+    yo = np.asarray(m["y"], float) if m else np.array([0.0, 1.0])
+    xs = np.unique(np.concatenate([xo, np.linspace(0.0, 1.0, 101)]))
+    ys = np.interp(xs, xo, yo)
+    q = np.clip(ys, 1e-6, 1 - 1e-6)
+    new = 1.0 / (1.0 + np.exp(-(a * np.log(q / (1 - q)) + b)))
+    new[xs <= 0.0] = ys[xs <= 0.0]
+    return {"x": [float(v) for v in xs], "y": [float(v) for v in np.maximum.accumulate(new)]}
+
+
+def layer_recalibration(layout: Any, classes: list[str], calibration: tuple, targets: np.ndarray,
+                        passes: np.ndarray, fit_idx: np.ndarray, val_idx: np.ndarray,
+                        probabilities: Callable[[tuple, np.ndarray], np.ndarray], *, min_pixels: int = 20,
+                        min_gain: float = 0.01) -> tuple[tuple, dict[str, Any]]:
+    """Recalibrate the ``surface``/``hidden`` outputs to a labelled scan where that helps.
+
+    Per layer output: :func:`fit_logistic_map` on the training pixels ``fit_idx`` where the output's key
+    elements are significant (``passes``) and both labels occur (at least ``min_pixels`` such pixels),
+    composed with its calibration map (:func:`recalibrated_map`); kept where :func:`choose_finetuned` prefers
+    it on the validation pixels ``val_idx`` (F1 up by ``min_gain``, no new false calls).
+
+    ``probabilities(calibration, idx)``: the model's probabilities (n, n_outputs) of pixels ``idx`` under a
+    calibration tuple. Returns the new calibration tuple and a summary (``recalibrated`` output names,
+    ``maps`` name -> [a, b] of every fitted candidate).
+    """
+    sl = layout.slices()
+    cols = [(h, k, sl[h].start + k) for h in ("surface", "hidden") if h in sl for k in range(len(classes))]
+    info: dict[str, Any] = {"recalibrated": [], "maps": {}, "n_fit_pixels": int(fit_idx.size),
+                            "n_validation_pixels": int(val_idx.size)}
+    if not fit_idx.size or not val_idx.size:
+        return tuple(calibration), info
+    p_fit = probabilities(tuple(calibration), fit_idx)
+    candidate = list(calibration)
+    fitted = []
+    for h, k, c in cols:
+        rows = passes[fit_idx, c]
+        y = targets[fit_idx, c][rows]
+        if rows.sum() < min_pixels or y.min() == y.max():
+            continue
+        a, b = fit_logistic_map(p_fit[rows, c], y)
+        info["maps"][f"{h} {classes[k]}"] = [a, b]
+        candidate[c] = recalibrated_map(calibration[c], a, b)
+        fitted.append((h, k, c))
+    if not fitted:
+        return tuple(calibration), info
+    p_old, p_new = probabilities(tuple(calibration), val_idx), probabilities(tuple(candidate), val_idx)
+    cs = [c for _, _, c in fitted]
+    keep = choose_finetuned(targets[val_idx][:, cs], p_old[:, cs], p_new[:, cs], min_gain=min_gain)
+    out = list(calibration)
+    for (h, k, c), use in zip(fitted, keep):
+        if use:
+            out[c] = candidate[c]
+            info["recalibrated"].append(f"{h} {classes[k]}")
+    return tuple(out), info
 
 
 def choose_finetuned(y_true: np.ndarray, p_base: np.ndarray, p_finetuned: np.ndarray, *,

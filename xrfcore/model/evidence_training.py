@@ -55,8 +55,12 @@ def _noise_step(noise_ev: float) -> float:
 
 def dataset_evidence(path: str | Path, *, feature_elements=None, chunk: int = 4096,
                      progress: Callable[[int, int], None] | None = None,
-                     thin: tuple[float, float] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+                     thin: tuple[float, float] | None = None, seed: int = 0,
+                     config: "EvidenceConfig | None" = None) -> dict[str, np.ndarray]:
     """Evidence vectors of every spectrum of a simulated set.
+
+    ``config``: the fit's settings (default :class:`~xrfcore.elements.evidence.EvidenceConfig`); each batch's
+    tube voltage and detector noise replace its ``tube_kv`` and ``noise_ev``.
 
     ``thin=(lo, hi)``: of binomially thinned copies instead (a shorter dwell), each spectrum keeping a
     share of its photons drawn log-uniformly from ``lo..hi`` (seeded); ``layer_photons`` are scaled by
@@ -78,6 +82,7 @@ def dataset_evidence(path: str | Path, *, feature_elements=None, chunk: int = 40
     from xrfcore.scan import EnergyCalibration
 
     els = tuple(feature_elements or FEATURE_ELEMENTS)
+    base_cfg = config if config is not None else EvidenceConfig()
     with h5py.File(path, "r") as f:
         need = ("spectra", "calibration", "labels", "labels_top", "labels_bottom", "params/tube_kv", "params/noise_ev")
         missing = [k for k in need if k not in f]
@@ -107,7 +112,7 @@ def dataset_evidence(path: str | Path, *, feature_elements=None, chunk: int = 40
             for g, row in enumerate(uniq):
                 idx = np.flatnonzero(inv.reshape(-1) == g)
                 c = EnergyCalibration(float(row[0]), float(row[1]), float(row[2]))
-                cfg = EvidenceConfig(tube_kv=float(row[3]), noise_ev=float(row[4]))
+                cfg = replace(base_cfg, tube_kv=float(row[3]), noise_ev=float(row[4]))
                 ev = fit_evidence(spectra[idx], c, cfg)
                 fv, kn = evidence_features(ev, els)
                 if feats is None:
@@ -296,7 +301,8 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
                          tree_heads: tuple[str, ...] = ("surface", "hidden"), tree_depth: int = 6,
                          tree_rounds: int = 80, tree_learning_rate: float = 0.3, tree_min_gain: float = 0.01,
                          tree_thinning: tuple[float, float] | None = None,
-                         tree_weights: tuple[float, ...] = (1.0, 0.5),
+                         tree_weights: tuple[float, ...] = (1.0, 0.5), tree_data: tuple = (),
+                         evidence: Any = None,
                          log: Callable[[str], None] = print):
     """Train the evidence head on a simulated set; returns ``(bundle, report)`` (unsaved bundle).
 
@@ -351,7 +357,13 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
         taken. With ``tree_thinning=(lo, hi)`` the trees also train (and stop
         early) on a binomially thinned copy of each spectrum that keeps a log-uniform ``lo..hi`` share of
         its photons (:func:`dataset_evidence`), so they have seen short dwells; the choice between trees
-        and network is made on the unthinned validation part.
+        and network is made on the unthinned validation part. ``tree_data``: further simulated sets (same
+        classes) whose every spectrum joins the trees' training part (standardised like ``data``'s): the
+        trees learn from more spectra while the heads, the split, the validation and test parts stay
+        ``data``'s (four times the spectra raised the simulated hidden-layer average precision by 0.04).
+    evidence : EvidenceConfig, optional
+        The element-evidence fit's settings (default :class:`~xrfcore.elements.evidence.EvidenceConfig`),
+        saved in the model file: a scan's evidence is fitted with them (its own tube voltage and resolution).
     """
     import keras
 
@@ -376,7 +388,8 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
     t0 = time.perf_counter()
     rows = None if max_spectra is None else int(max_spectra)
     log(f"evidence of {data} ...")
-    ev = dataset_evidence(data)
+    ev_config = evidence if evidence is not None else EvidenceConfig()
+    ev = dataset_evidence(data, config=ev_config)
     if rows is not None:
         ev = {k: (v[:rows] if isinstance(v, np.ndarray) else v) for k, v in ev.items()}
     classes = list(base.classes)
@@ -494,7 +507,7 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
         if tree_thinning is not None:
             # shorter dwells too: the same spectra thinned (the trees hold their last leaf outside what they saw)
             log(f"evidence of thinned copies ({tree_thinning[0]:g}-{tree_thinning[1]:g} of the photons) ...")
-            thin = dataset_evidence(data, thin=tree_thinning, seed=seed + 7919)
+            thin = dataset_evidence(data, thin=tree_thinning, seed=seed + 7919, config=ev_config)
             if rows is not None:
                 thin = {k: (v[:rows] if isinstance(v, np.ndarray) else v) for k, v in thin.items()}
             Ft = ((thin["features"] - mean) / std).astype(np.float32)
@@ -507,6 +520,22 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
             M_fit = np.concatenate([M_fit, st[tr][:, cand]])
             X_stop, Y_stop = np.concatenate([X_stop, Ft[va]]), np.concatenate([Y_stop, Y[va][:, cand]])
             M_stop = np.concatenate([M_stop, st[va][:, cand]])
+        extra_rows = 0
+        for path in tree_data:
+            log(f"evidence of {path} for the trees ({time.perf_counter() - t0:.0f} s) ...")
+            more = dataset_evidence(path, config=ev_config)
+            if more["label_names"] != classes:
+                raise ConfigError(f"--tree-data {path} has the classes {more['label_names']}, the base model "
+                                  f"{classes}")
+            Yx = layout_targets(more["labels"], more["labels_top"], more["labels_bottom"], classes)
+            if "layer_photons" in more and mask_undetectable:
+                Sx = layout_scored(more["labels_top"], more["labels_bottom"],
+                                   detectable(more["layer_photons"], more["photon_elements"], classes), classes)
+            else:
+                Sx = np.ones(Yx.shape, bool)
+            X_fit = np.concatenate([X_fit, ((more["features"] - mean) / std).astype(np.float32)])
+            Y_fit, M_fit = np.concatenate([Y_fit, Yx[:, cand]]), np.concatenate([M_fit, Sx[:, cand]])
+            extra_rows += int(Yx.shape[0])
         forest, info = fit_forest(X_fit, Y_fit, mask=M_fit, X_val=X_stop, Y_val=Y_stop, mask_val=M_stop,
                                   n_rounds=int(tree_rounds), depth=int(tree_depth),
                                   learning_rate=float(tree_learning_rate))
@@ -532,6 +561,7 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
                       "max_rounds": int(tree_rounds), "learning_rate": float(tree_learning_rate),
                       "min_gain": float(tree_min_gain),
                       "thinned_copies": None if tree_thinning is None else [float(v) for v in tree_thinning],
+                      "extra_data": [Path(p).name for p in tree_data], "extra_spectra": extra_rows,
                       "rounds": dict(zip(names, info["rounds"])), "outputs": [names[i] for i in use],
                       "weights": weights,
                       "n_trees": 0 if forest is None else int(forest.feature.shape[0]),
@@ -540,7 +570,7 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
         log(f"trees of depth {tree_depth} take the outputs {[names[i] for i in use]} ({trees_info['n_trees']} "
             f"trees), where they rank the validation part better than the network by {tree_min_gain} or more")
 
-    spec = EvidenceModelSpec(evidence=EvidenceConfig(), layout=layout, feature_elements=FEATURE_ELEMENTS,
+    spec = EvidenceModelSpec(evidence=ev_config, layout=layout, feature_elements=FEATURE_ELEMENTS,
                              feature_mean=mean, feature_std=std, gate_significance=gate_significance,
                              calibration=None, trees=forest, tree_columns=tuple(tree_cols),
                              tree_weights=tuple(tree_weights_used))
@@ -582,7 +612,9 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
     meta["lineage"] = list(meta.get("lineage", [])) + [{"step": "evidence head", "from_sha256": base.sha256,
                                                         "data": Path(data).name,
                                                         "trunk_trained_epochs": len(trunk_history.get("loss", [])),
-                                                        "layer_trees": trees_info["n_trees"] if trees_info else 0}]
+                                                        "layer_trees": trees_info["n_trees"] if trees_info else 0,
+                                                        **({"tree_data": [Path(p).name for p in tree_data]}
+                                                           if tree_data else {})}]
     if heads_from is not None:
         trained_with = heads_from.metadata.get("evidence_training", {})
         settings["epochs_run"] = list(trained_with.get("epochs_run", []))  # of the heads' own training

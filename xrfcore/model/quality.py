@@ -29,6 +29,10 @@ __all__ = ["detectable", "rule_predictions", "masked_scores", "score_heads", "th
 #: Expected photons a pigment's key element must deliver from its layer to count as detectable.
 MIN_PHOTONS = 50.0
 
+#: Scored positives a (pigment, layer) needs to enter ``macro_f1_enough``: fewer say little about that pigment
+#: (one detectable pixel gives an F1 of 0 or 1).
+MIN_SUPPORT = 30
+
 
 def detectable(layer_photons: np.ndarray, photon_elements: Sequence[str], classes: Sequence[str], *,
                min_photons: float = MIN_PHOTONS, library=None) -> np.ndarray:
@@ -69,8 +73,9 @@ def masked_scores(y_true: np.ndarray, y_prob: np.ndarray, classes: Sequence[str]
     """Per-class F1, sensitivity, precision, support and ECE on the entries where ``mask`` is True.
 
     ``y_true``/``y_prob``/``mask`` are ``(n, K)``; the mask removes entries from the scoring (e.g.
-    positives that are not detectable). ``macro`` averages the classes with at least one positive;
-    ``pooled_ece`` pools every kept entry.
+    positives that are not detectable). ``macro_f1`` averages the classes with at least one positive,
+    ``macro_f1_enough`` those with at least :data:`MIN_SUPPORT` (``enough_classes``); ``pooled_ece`` pools
+    every kept entry.
     """
     t = np.asarray(y_true).astype(bool)
     p = np.asarray(y_prob, dtype=np.float64)
@@ -86,8 +91,10 @@ def masked_scores(y_true: np.ndarray, y_prob: np.ndarray, classes: Sequence[str]
                     "precision": tp / (tp + fp) if tp + fp else None,
                     "support": int(tk.sum()), "n": int(sel.sum()), "ece": expected_calibration_error(pk, tk.astype(float))}
     f1s = [v["f1"] for v in per.values() if v["support"] > 0 and v["f1"] is not None]
+    enough = [c for c, v in per.items() if v["support"] >= MIN_SUPPORT and v["f1"] is not None]
     return {"per_pigment": per, "macro_f1": float(np.mean(f1s)) if f1s else None,
-            "pooled_ece": expected_calibration_error(p[m], t[m].astype(float))}
+            "macro_f1_enough": float(np.mean([per[c]["f1"] for c in enough])) if enough else None,
+            "enough_classes": enough, "pooled_ece": expected_calibration_error(p[m], t[m].astype(float))}
 
 
 def score_heads(prob: dict[str, np.ndarray | None], labels_top: np.ndarray, labels_bottom: np.ndarray,
