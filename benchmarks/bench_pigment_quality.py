@@ -70,6 +70,16 @@ def _score_model(bundle, scan, labels, det, classes):
     prob = {h: (maps[h].reshape(n, -1) if h in maps else None) for h in ("any", "surface", "hidden")}
     scores = score_heads(prob, labels["labels_top"].reshape(n, -1), labels["labels_bottom"].reshape(n, -1), det,
                          classes)
+    if "seen" in maps:  # "cannot tell" where it is true: hidden positives no detector sees, and ones it does
+        seen = maps["seen"].reshape(n, -1).astype(bool)
+        top, bottom = (labels[k].reshape(n, -1).astype(bool) for k in ("labels_top", "labels_bottom"))
+        hid = bottom & ~top
+        unseen_pos, seen_pos = hid & ~det[:, 1], hid & det[:, 1]
+        scores["hidden_cannot_tell"] = {
+            "undetectable_positives": int(unseen_pos.sum()),
+            "undetectable_flagged_not_seen": float((~seen)[unseen_pos].mean()) if unseen_pos.any() else None,
+            "detectable_positives": int(seen_pos.sum()),
+            "detectable_flagged_not_seen": float((~seen)[seen_pos].mean()) if seen_pos.any() else None}
     flagged = maps["unexplained"].reshape(n, -1).any(axis=1).mean() if maps["unexplained"].size else 0.0
     scores["unexplained_pixel_share"] = float(flagged)
     scores["unexplained_elements"] = list(maps["unexplained_elements"])

@@ -147,6 +147,7 @@ def evidence_table(evidence) -> "pd.DataFrame":
         "P present (%)": pct(row["any"]), "P surface (%)": pct(row["surface"]), "P hidden (%)": pct(row["hidden"]),
         "key elements: net counts ± σ (significance)": "; ".join(
             f"{el} {n:,.0f} ± {sd:,.0f} ({sig:.1f}σ)" for el, n, sd, sig in row["key_elements"]) or "—",
+        "evidence": row.get("verdict"),
     } for row in evidence.rows])
     return table.dropna(axis=1, how="all")
 

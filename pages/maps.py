@@ -33,6 +33,11 @@ layer = st.radio("Layer", layers, horizontal=True, key="maps_layer",
                  help="surface: in the uppermost paint layer; hidden: under another paint layer (and not also on "
                       "top). A pigment under thick lead or mercury can be invisible: no line reaches the detector.")
 cube = all_maps[{"any layer": "any", "surface": "surface", "hidden": "hidden"}[layer]]
+seen = all_maps.get("seen")
+grey_unseen = seen is not None and layer != "surface" and st.checkbox(
+    "Grey where the pigment's lines are not in the spectrum", value=layer == "hidden", key=f"maps_grey_unseen_{layer}",
+    help="There the pigment is not at the surface; beneath it the map cannot tell: it is either absent or under "
+         "paint that absorbs its lines (zinc white under vermilion, most pigments under thick lead white).")
 names = dict(zip(bundle.classes, bundle.class_names))
 kv = state.tube_kv(scan)
 
@@ -72,7 +77,8 @@ if view == "all pigments":
     cols = st.columns(4)
     for i, c in enumerate(classes):
         with cols[i % 4]:
-            fig = plots.probability_map(cube[..., i], title=f"{c}: {above[i]:.0%} ≥ threshold", height=260)
+            fig = plots.probability_map(cube[..., i], title=f"{c}: {above[i]:.0%} ≥ threshold", height=260,
+                                        not_seen=(seen[..., i] == 0) if grey_unseen else None)
             st.plotly_chart(fig, key=f"maps_grid_{c}")
     st.stop()
 
@@ -87,7 +93,13 @@ st.caption(
 
 left, right = st.columns(2)
 with left:  # the probability map first: it is on screen before the element maps are computed
-    st.plotly_chart(plots.probability_map(prob, title=f"P({pick}) %"), key="maps_prob")
+    unseen = (seen[..., k] == 0) if grey_unseen else None
+    st.plotly_chart(plots.probability_map(prob, title=f"P({pick}) %", not_seen=unseen), key="maps_prob")
+    if unseen is not None:
+        st.caption(f"Grey: no line of {', '.join(elements_of[pick]) or 'its key elements'} in {unseen.mean():.0%} "
+                   f"of the pixels. {names.get(pick, pick)} is not at the surface there; "
+                   + ("beneath it the hidden map cannot tell (absent, or under paint that absorbs those lines)."
+                      if layer == "hidden" else "any hidden layer of it is not seen."))
 
 needed = tuple(sorted({e for els in elements_of.values() for e in els}))
 with state.show_errors("Element maps failed"):

@@ -99,3 +99,8 @@ def test_pixel_evidence_gives_the_probabilities_the_maps_show():
             # float32 rounding of one spectrum against a batch, through the steepest part of the calibration
             # map, reaches 2e-5; a different evidence config moves values by up to 0.93
             np.testing.assert_allclose(ev.layers["any"], maps["any"][r, c], atol=1e-4, err_msg=f"pixel {r}, {c}")
+            # and the same "lines seen" verdict as the maps' key_elements_seen
+            assert [int(row["seen"]) for row in ev.rows] == maps["seen"][r, c].tolist(), f"pixel {r}, {c}"
+            for row in ev.rows:
+                assert row["verdict"] == "lines seen" if row["seen"] else "cannot tell" in row["verdict"]
+    assert 0 < maps["seen"].mean() < 1

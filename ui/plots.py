@@ -84,10 +84,25 @@ def map_figure(
     return fig
 
 
-def probability_map(prob: np.ndarray, *, title: str = "", height: int = 380, **kwargs) -> go.Figure:
-    """A probability map (0..1) drawn in percent on a fixed 0-100 % scale."""
-    return map_figure(np.asarray(prob, dtype=np.float32) * 100, title=title, colorscale=PROB_SCALE, zmin=0, zmax=100,
-                      colorbar_title="%", height=height, **kwargs)
+def probability_map(prob: np.ndarray, *, title: str = "", height: int = 380, not_seen: np.ndarray | None = None,
+                    **kwargs) -> go.Figure:
+    """A probability map (0..1) drawn in percent on a fixed 0-100 % scale.
+
+    ``not_seen`` (H, W) bool: pixels drawn grey on top, where the pigment's key-element lines are not in the
+    spectrum (beneath the surface the map there cannot tell).
+    """
+    fig = map_figure(np.asarray(prob, dtype=np.float32) * 100, title=title, colorscale=PROB_SCALE, zmin=0, zmax=100,
+                     colorbar_title="%", height=height, **kwargs)
+    if not_seen is not None and np.any(not_seen):
+        h, w = not_seen.shape
+        f = display_factor((h, w), kwargs.get("max_px", MAX_DISPLAY_PX))
+        m = downsample(np.asarray(not_seen, np.float32), f)
+        fig.add_trace(go.Heatmap(z=np.where(m >= 0.5, 1.0, np.nan), x=block_centres(w, f), y=block_centres(h, f),
+                                 colorscale=[[0, "rgb(150,150,150)"], [1, "rgb(150,150,150)"]], opacity=0.8,
+                                 showscale=False, name="not seen",
+                                 hovertemplate="row %{y:.0f}, col %{x:.0f}<br>no line of its key elements"
+                                               "<extra></extra>"))
+    return fig
 
 
 def overlay_figure(

@@ -173,7 +173,10 @@ class PixelEvidence:
         ``"surface"``/``"hidden"`` (K,) or None when the model has no layer outputs; ``{}`` without a model.
     rows : list of dict
         One per pigment class: ``pigment``, ``name``, ``any``/``surface``/``hidden`` (0..1 or None) and
-        ``key_elements``: list of (element, net counts, sigma, significance) of its METHOD.md key elements.
+        ``key_elements``: list of (element, net counts, sigma, significance) of its METHOD.md key elements;
+        ``seen``: every key element at or above the model's gate significance (elements outside the fit's range
+        count as seen). Where a pigment is not seen it is not at the surface, and beneath it the spectrum
+        cannot tell (absent, or under paint that absorbs its lines): ``verdict`` says so.
     unexplained : list of (element, significance, energy_kev)
         Significant elements (>= ``UNEXPLAINED_SIGNIFICANCE`` sigma) that no pigment of the library,
         the ground, the air or the tube explains; ``energy_kev`` is the line they are mapped with.
@@ -224,6 +227,12 @@ def pixel_evidence(spectrum: np.ndarray, calibration: Any, *, library: Any, bund
         out = predict_layers(bundle, y[None, :], calibration, evidence_config=config)
         layers = {k: (None if v is None else np.asarray(v, dtype=np.float64)[0]) for k, v in out.items()}
         classes, names = list(bundle.classes), dict(zip(bundle.classes, bundle.class_names))
+    gate_sigma = 3.0
+    if bundle is not None:
+        from xrfcore.model.evidence_model import spec_of
+
+        spec = spec_of(bundle)
+        gate_sigma = float(spec.gate_significance) if spec is not None else gate_sigma
     rows = []
     for k, cls in enumerate(classes):
         try:
@@ -235,6 +244,10 @@ def pixel_evidence(spectrum: np.ndarray, calibration: Any, *, library: Any, bund
                   for part in ("any", "surface", "hidden")},
                "key_elements": [(el, fit.net_counts.get(el, float("nan")), fit.sigma.get(el, float("nan")),
                                  fit.significance.get(el, float("nan"))) for el in keys]}
+        missing = [el for el, _, _, sig in row["key_elements"] if np.isfinite(sig) and sig < gate_sigma]
+        row["seen"] = not missing
+        row["verdict"] = ("lines seen" if not missing else
+                          f"no {', '.join(missing)} line: not at the surface; beneath it, cannot tell")
         rows.append(row)
     e_top = float(fit.energy_kev[-1]) if len(fit.energy_kev) else 30.0
     unexplained = []

@@ -175,3 +175,21 @@ def test_single_spectrum_file_gets_a_spectrum_first_page(tmp_path, tiny_model, u
         assert any("single spectrum" in i for i in texts(at, "info")), texts(at, "info")
         assert any(c.startswith("Probabilities: CrG") for c in texts(at, "caption"))
         assert not any("of pixels at or above" in c for c in texts(at, "caption"))  # no one-cell maps
+
+
+def test_hidden_layer_map_greys_where_the_pigment_cannot_be_seen(user_dir):
+    """The shipped evidence model on the demo: the hidden view greys the pixels without its key elements' lines
+    and says that beneath the surface the map cannot tell there."""
+    at = run_page("maps", model=REPO / "models" / "default.keras", user=user_dir)
+    assert not at.exception
+    assert not [c for c in texts(at, "caption") if c.startswith("Grey: no line of")]  # any layer: off by default
+    at.radio(key="maps_layer").set_value("hidden").run()
+    assert not at.exception and at.checkbox(key="maps_grey_unseen_hidden").value
+    cap = [c for c in texts(at, "caption") if c.startswith("Grey: no line of")]
+    assert cap and "the hidden map cannot tell" in cap[0]
+    share = float(re.search(r"in (\d+)% of the pixels", cap[0]).group(1))
+    assert 0 < share < 100
+    at.checkbox(key="maps_grey_unseen_hidden").uncheck().run()
+    assert not [c for c in texts(at, "caption") if c.startswith("Grey: no line of")]
+    at.radio(key="maps_layer").set_value("surface").run()
+    assert not at.exception

@@ -129,3 +129,32 @@ def test_distributed_run_needs_saved_model(bundle, scan):
     unsaved.path = None
     with pytest.raises(Exception, match="saved model file"):
         predict_cube(unsaved, scan, scheduler="tcp://127.0.0.1:1")
+
+
+def test_evidence_model_maps_file_holds_layers_and_where_the_key_elements_are_seen(tmp_path):
+    """The shipped model's maps file: surface/hidden probabilities and key_elements_seen, equal to the in-memory
+    maps; a pigment is "seen" exactly where all its key elements pass the model's gate."""
+    from pathlib import Path
+
+    from xrfcore.elements.evidence import config_for_scan, fit_evidence
+    from xrfcore.io import open_scan
+    from xrfcore.maps import predict_maps
+    from xrfcore.model import load_model
+    from xrfcore.model.evidence_model import element_significance, spec_of
+    from xrfcore.scan import Scan
+
+    demo = open_scan(Path(__file__).resolve().parents[2] / "xrfcore" / "data" / "demo_mockup.h5")
+    scan = Scan.from_array(demo.read_rows(16, 24)[:, ::4], demo.calibration)  # 8 x 16 pixels
+    bundle = load_model()
+    spec = spec_of(bundle)
+    mem = predict_maps(bundle, scan, unexplained=False)
+    out = predict_to_h5(bundle, scan, tmp_path / "maps.h5", unexplained=False)
+    m = read_maps(out)
+    np.testing.assert_allclose(m.hidden, mem["hidden"], atol=1e-6)
+    np.testing.assert_array_equal(m.seen, mem["seen"])
+    assert m.seen.dtype == np.uint8 and m.seen.shape == m.probabilities.shape and 0 < m.seen.mean() < 1
+    ev = fit_evidence(np.asarray(scan.counts).reshape(-1, scan.n_channels), scan.calibration,
+                      config_for_scan(scan, spec.evidence))
+    z, known = element_significance(ev, spec.feature_elements)
+    hg = z[:, list(spec.feature_elements).index("Hg")] >= spec.gate_significance
+    np.testing.assert_array_equal(m.seen.reshape(-1, len(bundle.classes))[:, list(bundle.classes).index("VM")], hg)

@@ -117,13 +117,14 @@ def _get_bundle(key: str, path: str | None, sha256: str | None) -> Any:
 def packed_layout(bundle: "ModelBundle", n_unexplained: int = 0) -> dict[str, slice]:
     """Where each result sits in the per-pixel vectors :func:`_infer_block` returns.
 
-    Heads of the model (``any``; for evidence models ``groups``, ``surface``, ``hidden``), then
-    ``unexplained`` (0/1 per candidate element), then ``total`` (the pixel's total counts).
+    Heads of the model (``any``; for evidence models ``groups``, ``surface``, ``hidden`` and ``seen``: 0/1 per
+    class, its key elements significant), then ``unexplained`` (0/1 per candidate element), then ``total``
+    (the pixel's total counts).
     """
     from xrfcore.model.evidence_model import spec_of
 
     spec = spec_of(bundle)
-    sizes = spec.layout.sizes() if spec is not None else {"any": bundle.n_classes}
+    sizes = {**spec.layout.sizes(), "seen": bundle.n_classes} if spec is not None else {"any": bundle.n_classes}
     sizes = {**sizes, "unexplained": int(n_unexplained), "total": 1}
     out, a = {}, 0
     for name, n in sizes.items():
@@ -149,7 +150,7 @@ def _infer_block(
     """
     from xrfcore.elements.evidence import EvidenceConfig, fit_evidence
     from xrfcore.elements.unexplained import unexplained_flags
-    from xrfcore.model.evidence_model import model_inputs, postprocess
+    from xrfcore.model.evidence_model import key_elements_seen, model_inputs, postprocess, spec_of
     from xrfcore.model.predict import predict_preprocessed
 
     bundle = _get_bundle(model_key, model_path, model_sha256)
@@ -174,6 +175,8 @@ def _infer_block(
     _add_time("model_s", t3 - t2)
     for name, values in heads.items():
         out[..., layout[name]] = values.reshape(rows, cols, -1)
+    if extras is not None and "seen" in layout:
+        out[..., layout["seen"]] = key_elements_seen(spec_of(bundle), extras["z"], extras["known"]).reshape(rows, cols, -1)
     if unexplained:
         ev = extras["evidence"] if extras else fit_evidence(flat, cal, ev_cfg or EvidenceConfig())
         out[..., layout["unexplained"]] = unexplained_flags(ev, unexplained).reshape(rows, cols, -1)
@@ -368,9 +371,10 @@ def predict_maps(
     unexplained: bool = True,
 ) -> dict[str, Any]:
     """Every map of a scan in memory: ``any`` (H, W, K) and, for evidence models, ``groups``,
-    ``surface``, ``hidden``; ``unexplained`` (H, W, E) uint8 with ``unexplained_elements`` (E,) the
-    elements flagged somewhere; ``total_counts`` (H, W); ``covered_share`` of the model's grid;
-    ``evidence_config`` (dict or None)."""
+    ``surface``, ``hidden`` and ``seen`` (H, W, K) uint8 (1 where the class's key elements are significant:
+    :func:`~xrfcore.model.evidence_model.key_elements_seen`); ``unexplained`` (H, W, E) uint8 with
+    ``unexplained_elements`` (E,) the elements flagged somewhere; ``total_counts`` (H, W); ``covered_share``
+    of the model's grid; ``evidence_config`` (dict or None)."""
     share, ev_cfg, candidates = _setup(bundle, scan, allow_short_range=allow_short_range, unexplained=unexplained)
     h, w, _ = scan.shape
     layout = packed_layout(bundle, len(candidates))
@@ -387,6 +391,8 @@ def predict_maps(
     flags = out.pop("unexplained").astype(np.uint8)
     keep = [i for i in range(len(candidates)) if flags[..., i].any()]
     result: dict[str, Any] = dict(out)
+    if "seen" in result:
+        result["seen"] = (result["seen"] > 0.5).astype(np.uint8)
     result["total_counts"] = result.pop("total")[..., 0].astype(np.float64)
     result["unexplained"] = flags[..., keep]
     result["unexplained_elements"] = [candidates[i] for i in keep]
@@ -500,6 +506,13 @@ def predict_to_h5(
                     dsets[head] = f.create_dataset(name, shape=(h, w, k), dtype=np.float32,
                                                    chunks=(max(1, min(rows, h)), w, k), compression=compression)
                     dsets[head].attrs["units"] = "probability (0-1)"
+            if "seen" in layout:
+                k = bundle.n_classes
+                dsets["seen"] = f.create_dataset("key_elements_seen", shape=(h, w, k), dtype=np.uint8,
+                                                 chunks=(max(1, min(rows, h)), w, k), compression=compression)
+                dsets["seen"].attrs["meaning"] = (
+                    "1 where every key element of the pigment is significant; 0: no line of it in the spectrum "
+                    "(absent from the surface; beneath, absent or under paint that absorbs its lines: cannot tell)")
             total = f.create_dataset("total_counts", shape=(h, w), dtype=np.float64,
                                      chunks=(max(1, min(rows, h)), w))
             f.create_dataset("pigments", data=np.array(bundle.classes, dtype=object), dtype=str_dt)
@@ -518,7 +531,7 @@ def predict_to_h5(
                                            unexplained=candidates):
                 t0 = time.perf_counter()
                 for head, ds in dsets.items():
-                    ds[a:b] = res[..., layout[head]].astype(np.float32)
+                    ds[a:b] = (res[..., layout[head]] > 0.5 if head == "seen" else res[..., layout[head]]).astype(ds.dtype)
                 total[a:b] = res[..., layout["total"]][..., 0]
                 if candidates:
                     flags[a:b] = res[..., layout["unexplained"]] > 0.5
@@ -558,7 +571,7 @@ class MapsFile:
                  total_counts: np.ndarray, attrs: dict[str, Any], *, surface: np.ndarray | None = None,
                  hidden: np.ndarray | None = None, groups: np.ndarray | None = None,
                  group_names: list[str] | None = None, unexplained: np.ndarray | None = None,
-                 unexplained_elements: list[str] | None = None) -> None:
+                 unexplained_elements: list[str] | None = None, seen: np.ndarray | None = None) -> None:
         self.probabilities = probabilities
         self.pigments = pigments
         self.pigment_names = pigment_names
@@ -570,6 +583,8 @@ class MapsFile:
         self.group_names = group_names or []
         self.unexplained = unexplained
         self.unexplained_elements = unexplained_elements or []
+        #: (H, W, K) uint8 or None (files of plain CNNs and of earlier versions): key elements significant
+        self.seen = seen
 
 
 def read_maps(path: str | os.PathLike) -> MapsFile:
@@ -584,7 +599,8 @@ def read_maps(path: str | os.PathLike) -> MapsFile:
     try:
         with h5py.File(path, "r") as f:
             opt = {k: (f[k][()] if k in f else None) for k in ("probabilities_surface", "probabilities_hidden",
-                                                               "probabilities_groups", "unexplained")}
+                                                               "probabilities_groups", "unexplained",
+                                                               "key_elements_seen")}
             return MapsFile(
                 f["probabilities"][()],
                 strings(f["pigments"]),
@@ -596,6 +612,7 @@ def read_maps(path: str | os.PathLike) -> MapsFile:
                 group_names=strings(f["group_names"]) if "group_names" in f else None,
                 unexplained=opt["unexplained"],
                 unexplained_elements=strings(f["unexplained_elements"]) if "unexplained_elements" in f else None,
+                seen=opt["key_elements_seen"],
             )
     except (OSError, KeyError) as exc:
         raise ScanReadError(f"{path} is not a pigment-maps file written by `xrfcore predict` ({exc})") from exc

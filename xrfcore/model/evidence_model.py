@@ -199,6 +199,17 @@ def gate_matrix(layout: OutputLayout, elements: Sequence[str] = FEATURE_ELEMENTS
     return m
 
 
+def key_elements_seen(spec: "EvidenceModelSpec", z: np.ndarray, known: np.ndarray, library=None) -> np.ndarray:
+    """``(n, K)`` bool: every key element of pigment class k is significant (or its lines lie outside the
+    scan's range), i.e. the gate of its any-layer output is open.
+
+    Where it is False the spectrum holds no line of the pigment: it is absent from the surface, and absent
+    or hidden under paint that absorbs those lines beneath it; a hidden-layer call there is "cannot tell".
+    """
+    gate = gate_matrix(spec.layout, spec.feature_elements, library)[spec.layout.slices()["any"]]
+    return apply_gate(np.ones((z.shape[0], gate.shape[0]), np.float32), z, known, gate, spec.gate_significance) > 0
+
+
 def apply_gate(scores: np.ndarray, z: np.ndarray, known: np.ndarray, gate: np.ndarray,
                min_significance: float) -> np.ndarray:
     """Zero every output whose needed elements are not all significant (unknown elements pass)."""
