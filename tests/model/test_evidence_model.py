@@ -325,7 +325,7 @@ def test_feature_names_match_the_feature_vector():
     assert np.isfinite(feats).all()
 
 
-def test_evaluate_scores_surface_and_hidden_layers(trained, tmp_path):
+def test_evaluate_scores_surface_and_hidden_layers(trained, tmp_path, capsys):
     from xrfcore.io import open_scan
     from xrfcore.model import load_model
     from xrfcore.model.metrics import evaluate_scan
@@ -341,6 +341,17 @@ def test_evaluate_scores_surface_and_hidden_layers(trained, tmp_path):
     vm = metrics["hidden"]["per_pigment"]["VM"]
     # vermilion under a top layer that holds no vermilion is a hidden positive; on top it is a negative
     assert vm["support"] > 0 and metrics["surface"]["per_pigment"]["VM"]["support"] > vm["support"]
+    blind = metrics["hidden_cannot_tell"]
+    assert blind["VM"]["labelled_hidden"] == vm["support"] and 0 <= blind["VM"]["share_not_seen"] <= 1
+    zw = blind["ZW"]  # zinc white lies under every top of the mock-up; under vermilion no Zn line gets out
+    assert zw["labelled_hidden"] > 0 and zw["share_not_seen"] > 0
+    from xrfcore.cli import main
+
+    assert main(["evaluate", "--model", str(path), "--scan", str(scan_path), "--labels",
+                 str(tmp_path / "m_regions.json")]) == 0
+    out = capsys.readouterr().out
+    assert "hidden labels where the spectrum shows no line of the pigment" in out
+    assert f"ZW {100 * zw['share_not_seen']:.0f} % of {zw['labelled_hidden']}" in out
 
 
 def test_layer_outputs_leave_out_undetectable_positives_only():

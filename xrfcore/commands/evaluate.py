@@ -46,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
         if metrics.get(layer):
             print(f"\n{layer} layer (macro F1 {metrics[layer]['macro']['f1']:.3f})")
             print(metrics_table(metrics[layer]))
+    blind = {c: v for c, v in (metrics.get("hidden_cannot_tell") or {}).items() if v["share_not_seen"]}
+    if blind:
+        print("hidden labels where the spectrum shows no line of the pigment (the hidden map cannot tell there): "
+              + ", ".join(f"{c} {100 * v['share_not_seen']:.0f} % of {v['labelled_hidden']}" for c, v in blind.items()))
     if metrics["excluded_training_pixels"]:
         print(f"excluded {metrics['excluded_training_pixels']} of {metrics['n_labelled']} labelled pixels: they "
               "finetuned this model (--include-training-pixels scores them too)")

@@ -227,7 +227,9 @@ def evaluate_scan(bundle: Any, scan: Any, labels_path: str | os.PathLike, *, thr
     dict
         :func:`per_pigment_metrics` of the scored pixels (any layer), for models with layer outputs
         also ``surface`` and ``hidden`` (the same metrics against the top-layer labels, and against the
-        bottom-layer labels of pigments not also on top), plus ``model``, ``model_sha256``,
+        bottom-layer labels of pigments not also on top) and ``hidden_cannot_tell`` (per pigment: its labelled
+        hidden pixels, and the share of them where no line of its key elements is in the spectrum, so the hidden
+        map cannot tell there), plus ``model``, ``model_sha256``,
         ``scan``, ``labels``, ``n_labelled`` (labelled pixels), ``excluded_training_pixels``
         (labelled pixels left out because they trained the model) and
         ``training_pixels_included`` (how many training pixels were scored anyway).
@@ -261,13 +263,20 @@ def evaluate_scan(bundle: Any, scan: Any, labels_path: str | os.PathLike, *, thr
     raw = pixel_spectra(scan, mask)
     spec = spec_of(bundle)
     ev_cfg = config_for_scan(scan, spec.evidence) if spec is not None else None
-    heads = predict_layers(bundle, raw, scan.calibration, batch_size=batch_size, evidence_config=ev_cfg)
+    heads = predict_layers(bundle, raw, scan.calibration, batch_size=batch_size, evidence_config=ev_cfg,
+                           with_seen=True)
     metrics = per_pigment_metrics(labels.labels[mask], heads["any"], bundle.classes, threshold=threshold)
     # layers (evidence models): surface = the upper paint layer; hidden = below it and not also on top
     top, bottom = labels.labels_top[mask].astype(bool), labels.labels_bottom[mask].astype(bool)
     if heads.get("surface") is not None:
         metrics["surface"] = per_pigment_metrics(top, heads["surface"], bundle.classes, threshold=threshold)
         metrics["hidden"] = per_pigment_metrics(bottom & ~top, heads["hidden"], bundle.classes, threshold=threshold)
+        if heads.get("seen") is not None:
+            hid, unseen = bottom & ~top, ~heads["seen"]
+            metrics["hidden_cannot_tell"] = {
+                c: {"labelled_hidden": int(hid[:, k].sum()),
+                    "share_not_seen": float(unseen[hid[:, k], k].mean()) if hid[:, k].any() else None}
+                for k, c in enumerate(bundle.classes)}
     metrics["model"] = str(bundle.path) if bundle.path else None
     metrics["model_sha256"] = bundle.sha256
     metrics["scan"] = source

@@ -173,8 +173,12 @@ def predict_layers(
     batch_size: int = 256,
     method: str = "xla",
     evidence_config: Any = None,
+    with_seen: bool = False,
 ) -> dict[str, np.ndarray]:
     """Probabilities per output head for raw spectra.
+
+    ``with_seen``: also ``"seen"`` (n, K) bool for evidence models, every key element of the class significant
+    (:func:`~xrfcore.model.evidence_model.key_elements_seen`).
 
     Returns
     -------
@@ -184,7 +188,7 @@ def predict_layers(
         Evidence models' outputs are gated by element evidence and calibrated
         (:mod:`xrfcore.model.evidence_model`).
     """
-    from xrfcore.model.evidence_model import model_inputs, postprocess
+    from xrfcore.model.evidence_model import key_elements_seen, model_inputs, postprocess, spec_of
 
     arr = np.asarray(spectra)
     if arr.ndim == 1:
@@ -198,6 +202,8 @@ def predict_layers(
         raw = predict_preprocessed(bundle.model, inputs, batch_size=batch_size, method=method)
         for head, values in postprocess(bundle, raw, extras).items():
             parts.setdefault(head, []).append(values)
+        if with_seen and extras is not None:
+            parts.setdefault("seen", []).append(key_elements_seen(spec_of(bundle), extras["z"], extras["known"]))
     out: dict[str, Any] = {h: np.concatenate(v) for h, v in parts.items()}
     out.setdefault("surface", None)
     out.setdefault("hidden", None)
