@@ -37,6 +37,9 @@ def test_gate_zeroes_outputs_without_their_key_elements_and_passes_unknown_ones(
     assert out[0, k_eg] == pytest.approx(0.9) and out[0, k_cb] == pytest.approx(0.9)
     assert out[1, k_eg] == 0.0 and out[1, k_cb] == pytest.approx(0.9)  # EG needs As too
     assert out[2, k_eg] == pytest.approx(0.9) and out[2, k_cb] == pytest.approx(0.9)  # unknown is not absent
+    from xrfcore.model.evidence_model import gate_open
+
+    np.testing.assert_array_equal(gate_open(z, known, gate, 3.0), out > 0)
 
 
 def test_isotonic_calibration_lowers_the_ece_of_overconfident_scores():

@@ -187,11 +187,10 @@ def finetune_evidence_labelled(bundle: Any, scans: Sequence[Any], *, config: Fin
     layers = None
     top, bottom, stated = _layer_labels(scans)
     if stated.any() and any(h in sl for h in ("surface", "hidden")):
-        from xrfcore.model.evidence_model import apply_gate, gate_matrix, layout_targets
+        from xrfcore.model.evidence_model import gate_matrix, gate_open, layout_targets
 
         targets = layout_targets(Y, top, bottom, classes)
-        passes = apply_gate(np.ones((Y.shape[0], layout.n_outputs), np.float32), data["z"], data["known"],
-                            gate_matrix(layout, spec.feature_elements), spec.gate_significance) > 0
+        passes = gate_open(data["z"], data["known"], gate_matrix(layout, spec.feature_elements), spec.gate_significance)
         fit_idx, val_idx = inner[stated[inner]], val[stated[val]]
         calibration, layers = layer_recalibration(
             layout, classes, calibration, targets, passes, fit_idx, val_idx,
@@ -238,8 +237,7 @@ def _layer_labels(scans: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndar
     states the layers (n,) bool."""
     top = np.concatenate([s.labelset.labels_top[s.labelset.mask] for s in scans]).astype(np.uint8)
     bottom = np.concatenate([s.labelset.labels_bottom[s.labelset.mask] for s in scans]).astype(np.uint8)
-    stated = np.concatenate([np.full(int(s.labelset.mask.sum()), bool(getattr(s.labelset, "layers_stated", True)))
-                             for s in scans])
+    stated = np.concatenate([np.full(int(s.labelset.mask.sum()), bool(s.labelset.layers_stated)) for s in scans])
     return top, bottom, stated
 
 

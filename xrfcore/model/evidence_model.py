@@ -58,6 +58,8 @@ __all__ = [
     "feature_names",
     "RATIO_FEATURES",
     "gate_matrix",
+    "gate_open",
+    "key_elements_seen",
     "layout_targets",
     "layout_scored",
     "gated_probabilities",
@@ -207,15 +209,20 @@ def key_elements_seen(spec: "EvidenceModelSpec", z: np.ndarray, known: np.ndarra
     or hidden under paint that absorbs those lines beneath it; a hidden-layer call there is "cannot tell".
     """
     gate = gate_matrix(spec.layout, spec.feature_elements, library)[spec.layout.slices()["any"]]
-    return apply_gate(np.ones((z.shape[0], gate.shape[0]), np.float32), z, known, gate, spec.gate_significance) > 0
+    return gate_open(z, known, gate, spec.gate_significance)
+
+
+def gate_open(z: np.ndarray, known: np.ndarray, gate: np.ndarray, min_significance: float) -> np.ndarray:
+    """``(n, n_outputs)`` bool: every element an output needs (``gate`` rows) is significant or unknown."""
+    seen = (z >= min_significance) | ~known                 # (n, E)
+    missing = (~seen).astype(np.float32) @ gate.T.astype(np.float32)  # (n, n_outputs): needed but not seen
+    return missing <= 0
 
 
 def apply_gate(scores: np.ndarray, z: np.ndarray, known: np.ndarray, gate: np.ndarray,
                min_significance: float) -> np.ndarray:
     """Zero every output whose needed elements are not all significant (unknown elements pass)."""
-    seen = (z >= min_significance) | ~known                 # (n, E)
-    missing = (~seen).astype(np.float32) @ gate.T.astype(np.float32)  # (n, n_outputs): needed but not seen
-    return np.where(missing > 0, 0.0, scores).astype(np.float32)
+    return np.where(gate_open(z, known, gate, min_significance), scores, 0.0).astype(np.float32)
 
 
 def layout_targets(labels_any: np.ndarray, labels_top: np.ndarray, labels_bottom: np.ndarray,

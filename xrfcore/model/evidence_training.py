@@ -372,8 +372,8 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
     from xrfcore.model.data import load_dataset
     from xrfcore.model.evidence_model import (FEATURE_ELEMENTS, EvidenceModelSpec, apply_gate, apply_isotonic,
                                               default_layout, expected_calibration_error, fit_isotonic,
-                                              gate_matrix, layout_scored, layout_targets, reliability_table,
-                                              with_trees)
+                                              gate_matrix, gate_open, layout_scored, layout_targets,
+                                              reliability_table, with_trees)
     from xrfcore.model.metrics import per_pigment_metrics
     from xrfcore.model.predict import predict_preprocessed
     from xrfcore.model.quality import detectable
@@ -542,7 +542,7 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
         # per output, the trees only where they rank the validation part's spectra better than the network
         net_va = apply_gate(raw_va, ev["z"][va], ev["known"][va], gate, gate_significance)
         p_tree = forest.predict_proba(Fs[va])
-        passes = apply_gate(np.ones_like(raw_va), ev["z"][va], ev["known"][va], gate, gate_significance) > 0
+        passes = gate_open(ev["z"][va], ev["known"][va], gate, gate_significance)
         ap, use, weights = {}, [], []
         for i, (name, c) in enumerate(zip(names, cand)):
             kept = scored[va][:, c]
