@@ -46,6 +46,19 @@ __all__ = ["dataset_evidence", "train_evidence_model", "masked_binary_crossentro
            "low_rank_members"]
 
 
+def _scored(ev: dict, classes: list[str], mask_undetectable: bool) -> np.ndarray | None:
+    """``(n, n_outputs)`` bool of :func:`~xrfcore.model.evidence_model.layout_scored` for a
+    :func:`dataset_evidence` dict (False: an undetectable surface/hidden positive, left out), or None where
+    nothing is left out (``mask_undetectable`` off, or a set without ``layer_photons``)."""
+    from xrfcore.model.evidence_model import layout_scored
+    from xrfcore.model.quality import detectable
+
+    if not (mask_undetectable and "layer_photons" in ev):
+        return None
+    det = detectable(ev["layer_photons"], ev["photon_elements"], classes)
+    return layout_scored(ev["labels_top"], ev["labels_bottom"], det, classes)
+
+
 def _noise_step(noise_ev: float) -> float:
     from xrfcore.elements.evidence import NOISE_STEPS_EV
 
@@ -372,11 +385,10 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
     from xrfcore.model.data import load_dataset
     from xrfcore.model.evidence_model import (FEATURE_ELEMENTS, EvidenceModelSpec, apply_gate, apply_isotonic,
                                               default_layout, expected_calibration_error, fit_isotonic,
-                                              gate_matrix, gate_open, layout_scored, layout_targets,
-                                              reliability_table, with_trees)
+                                              gate_matrix, gate_open, layout_targets, reliability_table,
+                                              with_trees)
     from xrfcore.model.metrics import per_pigment_metrics
     from xrfcore.model.predict import predict_preprocessed
-    from xrfcore.model.quality import detectable
     from xrfcore.model.train import set_seed
     from xrfcore.model.trees import fit_forest
 
@@ -404,9 +416,8 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
     trunk = trunk_model(cnn)
     layout = default_layout(classes)
     Y = layout_targets(ev["labels"], ev["labels_top"], ev["labels_bottom"], classes)
-    if "layer_photons" in ev and mask_undetectable:
-        det = detectable(ev["layer_photons"], ev["photon_elements"], classes)
-        scored = layout_scored(ev["labels_top"], ev["labels_bottom"], det, classes)
+    scored = _scored(ev, classes, mask_undetectable)
+    if scored is not None:
         log(f"layer outputs: {int((~scored).sum())} undetectable surface/hidden positives left out of training "
             f"and calibration")
     else:
@@ -511,11 +522,8 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
             if rows is not None:
                 thin = {k: (v[:rows] if isinstance(v, np.ndarray) else v) for k, v in thin.items()}
             Ft = ((thin["features"] - mean) / std).astype(np.float32)
-            if "layer_photons" in thin and mask_undetectable:
-                st = layout_scored(thin["labels_top"], thin["labels_bottom"],
-                                   detectable(thin["layer_photons"], thin["photon_elements"], classes), classes)
-            else:
-                st = np.ones(Y.shape, bool)
+            st = _scored(thin, classes, mask_undetectable)
+            st = np.ones(Y.shape, bool) if st is None else st
             X_fit, Y_fit = np.concatenate([X_fit, Ft[tr]]), np.concatenate([Y_fit, Y[tr][:, cand]])
             M_fit = np.concatenate([M_fit, st[tr][:, cand]])
             X_stop, Y_stop = np.concatenate([X_stop, Ft[va]]), np.concatenate([Y_stop, Y[va][:, cand]])
@@ -528,11 +536,8 @@ def train_evidence_model(base, data: str | Path, *, seed: int = 0, epochs: int =
                 raise ConfigError(f"--tree-data {path} has the classes {more['label_names']}, the base model "
                                   f"{classes}")
             Yx = layout_targets(more["labels"], more["labels_top"], more["labels_bottom"], classes)
-            if "layer_photons" in more and mask_undetectable:
-                Sx = layout_scored(more["labels_top"], more["labels_bottom"],
-                                   detectable(more["layer_photons"], more["photon_elements"], classes), classes)
-            else:
-                Sx = np.ones(Yx.shape, bool)
+            Sx = _scored(more, classes, mask_undetectable)
+            Sx = np.ones(Yx.shape, bool) if Sx is None else Sx
             X_fit = np.concatenate([X_fit, ((more["features"] - mean) / std).astype(np.float32)])
             Y_fit, M_fit = np.concatenate([Y_fit, Yx[:, cand]]), np.concatenate([M_fit, Sx[:, cand]])
             extra_rows += int(Yx.shape[0])
